@@ -1,0 +1,148 @@
+"""Multi-step leaky integrate-and-fire neuron with hard reset (paper Eq. 1-2).
+
+    u_pre(t) = tau * u(t-1) + c(t)            (1)
+    y(t)     = H(u_pre(t) - V_th)              (2)
+    u(t)     = u_pre(t) * (1 - y(t)),  u(0) = 0
+
+:func:`lif` is the pure function; its backward pass is written by hand so that the whole
+time loop stores one tensor (``v = u_pre - V_th`` per step) instead of an autograd graph of
+``5 T`` small ops. :func:`lif_reference` is the same recurrence built from :func:`spike`
+with plain autograd, kept as the ground truth the tests compare against.
+:class:`LIF` is the thin module: it holds the constants and optionally records firing rates.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .surrogate import Dspike, Surrogate, spike
+
+__all__ = ["LIF", "lif", "lif_reference"]
+
+
+class _LIFFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        c: torch.Tensor,
+        tau: float,
+        v_threshold: float,
+        surrogate: Surrogate,
+        detach_reset: bool,
+    ) -> torch.Tensor:
+        spikes = torch.empty_like(c)
+        v_all = torch.empty_like(c) if ctx.needs_input_grad[0] else None
+        u = torch.zeros_like(c[0])
+        for t in range(c.shape[0]):
+            u_pre = u.mul(tau).add_(c[t]) if t else c[0].clone()
+            v = u_pre - v_threshold
+            y = spikes[t]
+            torch.gt(v, 0, out=y)
+            if v_all is not None:
+                v_all[t] = v
+            u = u_pre.mul_(1.0 - y)
+        if v_all is not None:
+            ctx.save_for_backward(v_all)
+        ctx.constants = (tau, v_threshold, surrogate, detach_reset)
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
+        (v_all,) = ctx.saved_tensors
+        tau, v_threshold, surrogate, detach_reset = ctx.constants
+        grad_c = torch.empty_like(v_all)
+        grad_u = torch.zeros_like(v_all[0])  # dL/du(t), flowing back from u_pre(t+1)
+        for t in range(v_all.shape[0] - 1, -1, -1):
+            v = v_all[t]
+            sg = surrogate.grad(v)
+            not_fired = (v <= 0).to(v.dtype)
+            # u(t) = u_pre * (1 - y): du/du_pre = (1 - y) - u_pre * sg (the reset's own gradient)
+            du_dupre = not_fired if detach_reset else not_fired - (v + v_threshold) * sg
+            g = grad_spikes[t] * sg + grad_u * du_dupre
+            grad_c[t] = g
+            grad_u = g * tau
+        return grad_c, None, None, None, None
+
+
+def lif(
+    c: torch.Tensor,
+    tau: float = 0.25,
+    v_threshold: float = 0.5,
+    surrogate: Surrogate | None = None,
+    detach_reset: bool = False,
+) -> torch.Tensor:
+    """Spikes of LIF neurons driven by input currents ``c`` of shape ``[T, ...]`` (Eq. 1-2)."""
+    return _LIFFunction.apply(c, tau, v_threshold, surrogate or Dspike(), detach_reset)
+
+
+def lif_reference(
+    c: torch.Tensor,
+    tau: float = 0.25,
+    v_threshold: float = 0.5,
+    surrogate: Surrogate | None = None,
+    detach_reset: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 1-2 step by step with autograd; returns (spikes, membrane potential u) as [T, ...]."""
+    surrogate = surrogate or Dspike()
+    u = torch.zeros_like(c[0])
+    spikes, potentials = [], []
+    for t in range(c.shape[0]):
+        u_pre = tau * u + c[t]
+        y = spike(u_pre - v_threshold, surrogate)
+        u = u_pre * (1 - (y.detach() if detach_reset else y))
+        spikes.append(y)
+        potentials.append(u)
+    return torch.stack(spikes), torch.stack(potentials)
+
+
+class LIF(nn.Module):
+    """Multi-step LIF layer (Eq. 1-2); no state survives between calls.
+
+    Input is ``[T, B, ...]``, or ``[T*B, ...]`` when ``time_steps`` is set (the layout the
+    networks use: stateless layers run on time folded into the batch). With ``record_rate``
+    on, the module accumulates its spike count and neuron-step count (Fig. 4).
+    """
+
+    def __init__(
+        self,
+        tau: float = 0.25,
+        v_threshold: float = 0.5,
+        surrogate: Surrogate | None = None,
+        detach_reset: bool = False,
+        time_steps: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= tau <= 1.0:
+            raise ValueError(f"LIF tau must be in [0, 1], got {tau}")
+        self.tau = float(tau)
+        self.v_threshold = float(v_threshold)
+        self.surrogate = surrogate if surrogate is not None else Dspike()
+        self.detach_reset = detach_reset
+        self.time_steps = time_steps
+        self.record_rate = False
+        self.spike_count = 0.0
+        self.neuron_steps = 0
+
+    def reset_rate(self) -> None:
+        self.spike_count, self.neuron_steps = 0.0, 0
+
+    @property
+    def firing_rate(self) -> float:
+        """Spikes per neuron per time step since the last :meth:`reset_rate`."""
+        return self.spike_count / max(self.neuron_steps, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        folded = self.time_steps is not None
+        c = x.unflatten(0, (self.time_steps, -1)) if folded else x
+        y = lif(c, self.tau, self.v_threshold, self.surrogate, self.detach_reset)
+        if self.record_rate:
+            self.spike_count += float(y.detach().sum())
+            self.neuron_steps += y.numel()
+        return y.flatten(0, 1) if folded else y
+
+    def extra_repr(self) -> str:
+        return (
+            f"tau={self.tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, "
+            f"detach_reset={self.detach_reset}, time_steps={self.time_steps}"
+        )

@@ -1,0 +1,158 @@
+"""Spike function and surrogate gradients (paper Sec. 4.1 and 4.3).
+
+A surrogate is a plain object with two methods of ``v = u_pre - V_th``:
+
+* ``grad(v)``: the surrogate derivative d spike / d u_pre used in the backward pass;
+* ``primitive(v)``: the smooth function whose derivative ``grad`` is (a relaxed spike).
+
+:func:`spike` returns the Heaviside step forward and ``surrogate.grad(v)`` backward,
+saving only ``v``. The LIF neuron (:mod:`dspike.neurons`) calls ``grad`` the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol, runtime_checkable
+
+import torch
+
+__all__ = [
+    "Dspike",
+    "Rectangular",
+    "Surrogate",
+    "Triangular",
+    "build_surrogate",
+    "spike",
+]
+
+
+@runtime_checkable
+class Surrogate(Protocol):
+    """What a surrogate gradient provides; ``v`` is the potential minus the threshold."""
+
+    def grad(self, v: torch.Tensor) -> torch.Tensor: ...
+
+    def primitive(self, v: torch.Tensor) -> torch.Tensor: ...
+
+
+def _positive(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+class Rectangular:
+    """Rectangular surrogate, Eq. (7): ``1/a`` where ``|v| < a/2``, else 0.
+
+    With ``V_th = 0.5`` and ``a = 1`` this is the straight-through estimator on [0, 1].
+    """
+
+    def __init__(self, width: float = 1.0) -> None:
+        self.width = _positive("width", width)
+
+    def grad(self, v: torch.Tensor) -> torch.Tensor:
+        return (v.abs() < self.width / 2).to(v.dtype) / self.width
+
+    def primitive(self, v: torch.Tensor) -> torch.Tensor:
+        return (v / self.width + 0.5).clamp(0.0, 1.0)
+
+    def __repr__(self) -> str:
+        return f"Rectangular(width={self.width})"
+
+
+class Triangular:
+    """Triangular surrogate, Eq. (8): ``gamma * max(0, 1 - |u/V_th - 1|)``.
+
+    In terms of ``v = u - V_th`` the peak is ``gamma`` at ``v = 0`` and the support is
+    ``|v| < V_th``.
+    """
+
+    def __init__(self, gamma: float = 1.0, v_threshold: float = 0.5) -> None:
+        self.gamma = _positive("gamma", gamma)
+        self.v_threshold = _positive("v_threshold", v_threshold)
+
+    def grad(self, v: torch.Tensor) -> torch.Tensor:
+        return self.gamma * (1.0 - v.abs() / self.v_threshold).clamp(min=0.0)
+
+    def primitive(self, v: torch.Tensor) -> torch.Tensor:
+        z = (v / self.v_threshold).clamp(-1.0, 1.0)
+        # Integral of gamma * (1 - |z|) dv from -V_th, so that primitive(-inf) = 0.
+        half = self.gamma * self.v_threshold / 2
+        return half * (1.0 + z * (2.0 - z.abs()))
+
+    def __repr__(self) -> str:
+        return f"Triangular(gamma={self.gamma}, v_threshold={self.v_threshold})"
+
+
+class Dspike:
+    """Differentiable spike, Eq. (11)-(12), with temperature ``b > 0``.
+
+    Eq. (12) is defined on x in [0, 1] with its centre at 0.5 (= V_th); here it is written in
+    ``v = x - 0.5`` so its window is ``[-0.5, 0.5]`` around the threshold:
+
+        primitive(v) = (tanh(b v) + tanh(b/2)) / (2 tanh(b/2))   for |v| <= 0.5, clipped to 0/1
+        grad(v)      = b (1 - tanh(b v)^2) / (2 tanh(b/2))        for |v| <= 0.5, else 0
+
+    Lemma 4.1: b -> 0+ gives the identity (rectangular gradient), b -> inf the step.
+    ``temperature`` is plain mutable state: Algorithm 1 (:mod:`dspike.temperature`) sets it
+    every epoch.
+    """
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        self.temperature = temperature
+
+    @property
+    def temperature(self) -> float:
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self._temperature = _positive("Dspike temperature", value)
+
+    def grad(self, v: torch.Tensor) -> torch.Tensor:
+        b = self._temperature
+        t = torch.tanh(b * v)
+        g = (b / (2.0 * math.tanh(b / 2.0))) * (1.0 - t * t)
+        return torch.where(v.abs() <= 0.5, g, torch.zeros_like(g))
+
+    def primitive(self, v: torch.Tensor) -> torch.Tensor:
+        b = self._temperature
+        th = math.tanh(b / 2.0)
+        inner = (torch.tanh(b * v.clamp(-0.5, 0.5)) + th) / (2.0 * th)
+        return inner
+
+    def __repr__(self) -> str:
+        return f"Dspike(temperature={self._temperature:g})"
+
+
+_SURROGATES = {"rectangular": Rectangular, "triangular": Triangular, "dspike": Dspike}
+
+
+def build_surrogate(name: str, **kwargs: float) -> Surrogate:
+    """Surrogate by name (``rectangular``, ``triangular``, ``dspike``) with its options."""
+    try:
+        cls = _SURROGATES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown surrogate {name!r}; expected one of {sorted(_SURROGATES)}"
+        ) from None
+    return cls(**kwargs)
+
+
+class _Spike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(v)
+        ctx.surrogate = surrogate
+        return (v > 0).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        (v,) = ctx.saved_tensors
+        return grad_out * ctx.surrogate.grad(v), None
+
+
+def spike(v: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
+    """Heaviside step of ``v`` (1 where v > 0) with ``surrogate.grad(v)`` as its gradient."""
+    return _Spike.apply(v, surrogate)
