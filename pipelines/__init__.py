@@ -1,0 +1,1 @@
+"""DVC stages of the Dspike reproduction: one module per stage, run as ``python -m``."""

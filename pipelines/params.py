@@ -1,0 +1,95 @@
+"""Reading params.yaml: overlays, dotted keys, hashes and provenance for every stage."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ParamsError", "deep_merge", "get", "load_params", "params_hash", "provenance"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ParamsError(KeyError):
+    """A missing or invalid key in params.yaml; the message names the key and the file."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """``base`` updated recursively by ``overlay`` (lists and scalars are replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_params(path: str | Path = "params.yaml", overlay: str | Path | None = None) -> dict:
+    """params.yaml (DVC's file, in the working directory), optionally overlaid by another."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: no such params file (run from the repository root)")
+    params = yaml.safe_load(path.read_text()) or {}
+    if overlay is not None:
+        params = deep_merge(params, yaml.safe_load(Path(overlay).read_text()) or {})
+    params["_file"] = str(path)
+    return params
+
+
+def get(params: dict, dotted: str, default: Any = ...) -> Any:
+    """``params["a"]["b"]`` for ``"a.b"``; a missing key raises :class:`ParamsError`."""
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            if default is not ...:
+                return default
+            where = params.get("_file", "params.yaml")
+            raise ParamsError(f"{where}: missing key '{dotted}'")
+        node = node[part]
+    return node
+
+
+def params_hash(obj: Any) -> str:
+    """Short stable hash of a params subtree (keys sorted), for tags and checkpoint keys."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def provenance() -> dict[str, str]:
+    """Git commit, dirty flag, package versions and device: the line under every table."""
+    import torch
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for name in ("torchvision", "dvc", "mlflow", "tonic"):
+        try:
+            versions[name] = __import__(name).__version__
+        except Exception:  # noqa: BLE001 - a missing optional package is just not reported
+            continue
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor()
+    return {
+        "git_commit": os.environ.get("DSPIKE_GIT_COMMIT") or _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower(),
+        "device": device or platform.machine(),
+        **{f"version_{k}": v for k, v in versions.items()},
+    }
