@@ -84,7 +84,7 @@ def provenance() -> dict[str, str]:
     for name in ("torchvision", "dvc", "mlflow", "tonic"):
         try:
             versions[name] = __import__(name).__version__
-        except Exception:  # noqa: BLE001 - a missing optional package is just not reported
+        except Exception:
             continue
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor()
     return {
