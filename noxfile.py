@@ -36,8 +36,7 @@ def _shared_env(session: nox.Session) -> dict[str, str]:
         session.run(sys.executable, "-m", "venv", str(SHARED_ENV), external=True)
     if not stamp.exists() or stamp.read_text() != wanted:
         session.run(str(python), "-m", "pip", "install", "-q", "--upgrade", "pip", external=True)
-        session.run(str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]",
-                    external=True)
+        session.run(str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]", external=True)
         stamp.write_text(wanted)
     bin_dir = str(SHARED_ENV / "bin")
     return {

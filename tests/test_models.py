@@ -47,8 +47,11 @@ def _lif_inputs(model, x):
     """Input current of every LIF, recorded by forward pre-hooks, as [T, B, ...]."""
     seen = []
     hooks = [
-        m.register_forward_pre_hook(lambda mod, args: seen.append(args[0].unflatten(0, (mod.time_steps, -1))))
-        for m in model.modules() if isinstance(m, LIF)
+        m.register_forward_pre_hook(
+            lambda mod, args: seen.append(args[0].unflatten(0, (mod.time_steps, -1)))
+        )
+        for m in model.modules()
+        if isinstance(m, LIF)
     ]
     with torch.no_grad():
         model(x)

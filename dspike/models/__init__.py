@@ -53,9 +53,16 @@ def build_model(
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    spec_kw: dict[str, Any] = dict(mode=mode, tau=tau, v_threshold=v_threshold, alpha=alpha,
-                                   tdbn_form=tdbn_form, detach_reset=detach_reset)
+    spec_kw: dict[str, Any] = dict(
+        mode=mode,
+        tau=tau,
+        v_threshold=v_threshold,
+        alpha=alpha,
+        tdbn_form=tdbn_form,
+        detach_reset=detach_reset,
+    )
     if surrogate is not None:
         spec_kw["surrogate"] = surrogate
-    return MODELS[name](num_classes=num_classes, spec=NeuronSpec(**spec_kw),
-                        time_steps=time_steps, **kwargs)
+    return MODELS[name](
+        num_classes=num_classes, spec=NeuronSpec(**spec_kw), time_steps=time_steps, **kwargs
+    )

@@ -98,7 +98,9 @@ class SpikingNet(nn.Module):
         if x.dim() == 4:
             return x, True
         if x.dim() != 5:
-            raise ValueError(f"expected [B,C,H,W] images or [B,T,C,H,W] frames, got {list(x.shape)}")
+            raise ValueError(
+                f"expected [B,C,H,W] images or [B,T,C,H,W] frames, got {list(x.shape)}"
+            )
         if self.is_snn and x.shape[1] != self.time_steps:
             raise ValueError(
                 f"input has {x.shape[1]} frames but the model runs {self.time_steps} time steps"

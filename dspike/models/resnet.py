@@ -107,19 +107,44 @@ class ResNet(SpikingNet):
 def resnet18(num_classes: int = 10, width: int = 64, **kw) -> ResNet:
     """The paper's CIFAR ResNet-18 (Sec. 5.1); ``width`` is the initial channel count."""
     w = width
-    return ResNet((2, 2, 2, 2), (w, 2 * w, 4 * w, 8 * w), (1, 2, 2, 2), num_classes,
-                  stem="cifar3", stem_channels=w, downsample="avgpool", **kw)
+    return ResNet(
+        (2, 2, 2, 2),
+        (w, 2 * w, 4 * w, 8 * w),
+        (1, 2, 2, 2),
+        num_classes,
+        stem="cifar3",
+        stem_channels=w,
+        downsample="avgpool",
+        **kw,
+    )
 
 
 def resnet19(num_classes: int = 10, width: int = 128, head: str = "fc", **kw) -> ResNet:
     """tdBN's CIFAR ResNet-19: 128x3 / 256x3 / 512x2 (``head="fc256"``: the other variant)."""
     w = width
-    return ResNet((3, 3, 2), (w, 2 * w, 4 * w), (1, 2, 2), num_classes,
-                  stem="cifar1", stem_channels=w, downsample="conv", head=head, **kw)
+    return ResNet(
+        (3, 3, 2),
+        (w, 2 * w, 4 * w),
+        (1, 2, 2),
+        num_classes,
+        stem="cifar1",
+        stem_channels=w,
+        downsample="conv",
+        head=head,
+        **kw,
+    )
 
 
 def resnet34(num_classes: int = 1000, width: int = 64, **kw) -> ResNet:
     """tdBN's ImageNet ResNet-34 with average pooling."""
     w = width
-    return ResNet((3, 4, 6, 3), (w, 2 * w, 4 * w, 8 * w), (1, 2, 2, 2), num_classes,
-                  stem="imagenet", stem_channels=w, downsample="conv", **kw)
+    return ResNet(
+        (3, 4, 6, 3),
+        (w, 2 * w, 4 * w, 8 * w),
+        (1, 2, 2, 2),
+        num_classes,
+        stem="imagenet",
+        stem_channels=w,
+        downsample="conv",
+        **kw,
+    )

@@ -46,8 +46,12 @@ class VGG16(SpikingNet):
         side = image_size // 32
         hidden = 64 * width
         self.classifier = nn.Sequential(
-            nn.Linear(cin * side * side, hidden), self.act(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), self.act(), nn.Dropout(dropout),
+            nn.Linear(cin * side * side, hidden),
+            self.act(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            self.act(),
+            nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
 

@@ -1,0 +1,82 @@
+"""Stage ``prepare``: check (or write, at smoke scale) a dataset and record a small manifest.
+
+The manifest (``data/manifests/<name>.json``) is what later stages depend on, never the raw
+folder: DVC then hashes a few hundred bytes, not ImageNet. With ``data.source: bundled`` the
+small real samples shipped in ``data/bundled/`` are written in the real loaders' on-disk format
+first. ImageNet with ``data.imagenet.root: ""`` records ``skipped`` so ``dvc repro`` works
+without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dspike.data import SUBSTITUTES, build_dataset, materialize_bundled
+from dspike.io import atomic_write_text
+
+from .cli import stage_main
+from .params import get
+
+MANIFEST_DIR = Path("data/manifests")
+
+
+def dataset_root(params: dict, name: str) -> Path:
+    """Where ``name`` lives: ``data.imagenet.root`` for ImageNet, ``data.root`` otherwise."""
+    return Path(
+        get(params, "data.imagenet.root") if name == "imagenet" else get(params, "data.root")
+    )
+
+
+def prepare(params: dict, name: str) -> dict:
+    """Make sure ``name`` is readable by its real loader; return the manifest written."""
+    source = get(params, "data.source")
+    if source not in ("bundled", "download"):
+        raise ValueError(
+            f"{params['_file']}: data.source must be 'bundled' or 'download', got {source!r}"
+        )
+    if name == "imagenet" and not get(params, "data.imagenet.root"):
+        manifest = {
+            "name": name,
+            "skipped": True,
+            "reason": "data.imagenet.root is empty: ImageNet stages are skipped",
+        }
+    else:
+        root = dataset_root(params, name)
+        if source == "bundled":
+            materialize_bundled(name, root)
+        download = bool(get(params, "data.download", False)) and source == "download"
+        sizes = {
+            split: len(
+                build_dataset(name, root, train=split == "train", download=download, augment=False)
+            )
+            for split in ("train", "test")
+        }
+        manifest = {
+            "name": name,
+            "skipped": False,
+            "root": str(root),
+            "source": source,
+            "substitute": SUBSTITUTES.get(name) if source == "bundled" else None,
+            "samples": sizes,
+        }
+    atomic_write_text(MANIFEST_DIR / f"{name}.json", json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _run(params: dict, args: argparse.Namespace) -> None:
+    print(json.dumps(prepare(params, args.dataset)))
+
+
+def main(argv=None) -> None:
+    stage_main(
+        _run,
+        __doc__.splitlines()[0],
+        argv,
+        lambda p: p.add_argument("dataset", choices=["mnist", "cifar10", "cifar100", "imagenet"]),
+    )
+
+
+if __name__ == "__main__":
+    main()
