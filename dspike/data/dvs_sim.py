@@ -14,8 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .errors import CorruptDataError
@@ -50,16 +48,18 @@ def _render(
 
 
 def _shifted(canvas: np.ndarray, path: np.ndarray) -> np.ndarray:
-    """Canvas translated by each (dx, dy) of ``path``, bilinear, border pixels replicated."""
+    """Canvas translated by each (dx, dy) of ``path``: bilinear, border pixels replicated."""
     h, w = canvas.shape
-    theta = torch.zeros(len(path), 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-    theta[:, 0, 2] = -torch.as_tensor(path[:, 0], dtype=torch.float32) * 2 / w
-    theta[:, 1, 2] = -torch.as_tensor(path[:, 1], dtype=torch.float32) * 2 / h
-    grid = F.affine_grid(theta, [len(path), 1, h, w], align_corners=False)
-    src = torch.from_numpy(canvas)[None, None].expand(len(path), 1, h, w)
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out[:, 0].numpy()
+    out = np.empty((len(path), h, w), dtype=np.float32)
+    for k, (dx, dy) in enumerate(path):
+        xs, ys = np.clip(np.arange(w) - dx, 0, w - 1), np.clip(np.arange(h) - dy, 0, h - 1)
+        x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+        x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+        fx, fy = (xs - x0).astype(np.float32), (ys - y0).astype(np.float32)[:, None]
+        top = canvas[y0][:, x0] * (1 - fx) + canvas[y0][:, x1] * fx
+        bottom = canvas[y1][:, x0] * (1 - fx) + canvas[y1][:, x1] * fx
+        out[k] = top * (1 - fy) + bottom * fy
+    return out
 
 
 def simulate_saccade(

@@ -1,0 +1,177 @@
+"""``build_dataset``: the real loaders (torchvision, ImageFolder, tonic) + the paper's transforms.
+
+Every builder checks its files first, so a missing dataset raises ``DatasetNotFoundError`` (where
+the files must be, how to get them) and a corrupt file raises ``CorruptDataError`` naming it,
+instead of a loader's bare "Dataset not found or corrupted" or a decoder traceback. Downloads
+happen only with ``download=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import datasets as tvd
+
+from . import transforms as tr
+from .bundled import DATASETS, bundle_info
+from .dvs_frames import MANIFEST, DVSFrames, prepare_dvs_frames
+from .errors import HOW_TO_GET, CorruptDataError, DatasetNotFoundError
+
+DVS_FRAME_OPTIONS = ("time_steps", "size", "interpolation", "slicing", "split", "seed", "antialias")
+
+
+def _checked(name: str, path: Path) -> Path:
+    if not path.is_file():
+        raise DatasetNotFoundError(name, path, HOW_TO_GET[name])
+    return path
+
+
+# --- MNIST ------------------------------------------------------------------------------------
+
+
+def _check_idx(path: Path) -> None:
+    """An IDX file's size must match the dimensions in its header (catches truncation)."""
+    data = path.read_bytes()
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08" or not 1 <= data[3] <= 3:
+        raise CorruptDataError(path, "not a uint8 IDX file")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    expected = 4 + 4 * ndim + math.prod(dims)
+    if len(data) != expected:
+        raise CorruptDataError(path, f"{len(data)} bytes, header {dims} needs {expected}")
+
+
+def _mnist(root: Path, train: bool, download: bool, augment: bool) -> Dataset:
+    if not download:
+        prefix = "train" if train else "t10k"
+        for kind in ("images-idx3", "labels-idx1"):
+            _check_idx(_checked("mnist", root / "MNIST" / "raw" / f"{prefix}-{kind}-ubyte"))
+    return tvd.MNIST(root, train=train, download=download, transform=tr.mnist_transform())
+
+
+# --- CIFAR-10 / CIFAR-100 ----------------------------------------------------------------------
+
+
+class _BundleChecksums:
+    """Mixin: torchvision's CIFAR class verified against the bundle manifest's MD5s instead of the
+    official ones (the bundled files are smaller); all reading code is torchvision's."""
+
+    def __init__(self, root, md5: dict[str, str], **kwargs) -> None:
+        folder = self.base_folder
+        self.train_list = [[f, md5[f"{folder}/{f}"]] for f, _ in type(self).train_list]
+        self.test_list = [[f, md5[f"{folder}/{f}"]] for f, _ in type(self).test_list]
+        meta = type(self).meta
+        self.meta = {**meta, "md5": md5[f"{folder}/{meta['filename']}"]}
+        super().__init__(root, **kwargs)
+
+
+class BundledCIFAR10(_BundleChecksums, tvd.CIFAR10):
+    """torchvision CIFAR10 on a bundled (smaller) cifar-10-batches-py."""
+
+
+class BundledCIFAR100(_BundleChecksums, tvd.CIFAR100):
+    """torchvision CIFAR100 on the bundled substitute cifar-100-python."""
+
+
+def _cifar(name: str, root: Path, train: bool, download: bool, augment: bool, **opts) -> Dataset:
+    cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+    kwargs = dict(train=train, transform=tr.cifar_transform(name, train, augment, **opts))
+    if download:
+        return cls(root, download=True, **kwargs)
+    info = bundle_info(root, name)
+    md5 = {k: v["md5"] for k, v in info["files"].items()} if info else None
+    folder = root / cls.base_folder
+    for f, official in [*cls.train_list, *cls.test_list, [cls.meta["filename"], cls.meta["md5"]]]:
+        path = _checked(name, folder / f)
+        want = md5[f"{cls.base_folder}/{f}"] if md5 else official
+        if hashlib.md5(path.read_bytes()).hexdigest() != want:
+            raise CorruptDataError(path, f"MD5 differs from {want} (truncated or modified?)")
+    try:
+        if md5:
+            return (BundledCIFAR10 if name == "cifar10" else BundledCIFAR100)(root, md5, **kwargs)
+        return cls(root, **kwargs)
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError) as err:
+        raise CorruptDataError(folder, f"{type(err).__name__}: {err}") from None
+
+
+# --- ImageNet ----------------------------------------------------------------------------------
+
+
+def checked_image_loader(path: str) -> Image.Image:
+    """ImageFolder's PIL loader, raising ``CorruptDataError`` with the path for a bad JPEG."""
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            img.load()
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise CorruptDataError(path, f"{type(err).__name__}: {err}") from None
+
+
+def _imagenet(root: Path, train: bool, download: bool, augment: bool, **opts) -> Dataset:
+    if download:
+        raise ValueError(f"imagenet cannot be downloaded. {HOW_TO_GET['imagenet']}")
+    split = "train" if train else "val"
+    transform = tr.imagenet_transform(train, augment, **opts)
+    if (root / "ILSVRC2012_devkit_t12.tar.gz").is_file() or (root / "meta.bin").is_file():
+        return tvd.ImageNet(root, split=split, transform=transform, loader=checked_image_loader)
+    if not (root / split).is_dir():
+        raise DatasetNotFoundError("imagenet", root / split, HOW_TO_GET["imagenet"])
+    return tvd.ImageFolder(root / split, transform=transform, loader=checked_image_loader)
+
+
+# --- CIFAR10-DVS -------------------------------------------------------------------------------
+
+
+def _cifar10dvs(root: Path, train: bool, download: bool, augment: bool, **opts) -> Dataset:
+    frame_opts = {k: opts.pop(k) for k in DVS_FRAME_OPTIONS if k in opts}
+    workers = opts.pop("prepare_workers", 0)
+    transform = tr.dvs_transform(train, augment, **opts)
+    if not (root / MANIFEST).is_file():
+        if download:
+            from .dvs_frames import open_cifar10dvs
+
+            open_cifar10dvs(root, download=True)
+        elif not (root / "CIFAR10DVS").is_dir():
+            raise DatasetNotFoundError("cifar10dvs", root, HOW_TO_GET["cifar10dvs"])
+        key = "_".join(f"{k}={frame_opts[k]}" for k in sorted(frame_opts)) or "default"
+        cache = root / "CIFAR10DVS_frames" / key
+        root = prepare_dvs_frames(root, cache, workers=workers, **frame_opts)
+    elif frame_opts:
+        raise ValueError(f"{root} is a prepared frame cache; frame options {frame_opts} apply "
+                         "only when preparing (prepare_dvs_frames)")  # fmt: skip
+    return DVSFrames(root, train, transform)
+
+
+def build_dataset(
+    name: str,
+    root: str | Path,
+    train: bool,
+    *,
+    download: bool = False,
+    augment: bool = True,
+    **options,
+) -> Dataset:
+    """The dataset ``name`` under ``root``, yielding (float32 tensor, int label).
+
+    Shapes: mnist [1,28,28]; cifar10/cifar100 [3,32,32]; imagenet [3,crop,crop] (crop_size=224);
+    cifar10dvs [T,2,48,48] frames (T=time_steps=10). ``augment=False`` gives the test transform
+    on the training split. Options: cifar ``autoaugment``, ``cutout``; imagenet ``crop_size``,
+    ``resize_size``; cifar10dvs ``max_shift`` and the ``prepare_dvs_frames`` options (used when
+    ``root`` holds the raw tonic tree rather than a frame cache; the cache then goes to
+    ``root/CIFAR10DVS_frames/<options>/``).
+    """
+    root = Path(root).expanduser()
+    if name == "mnist":
+        return _mnist(root, train, download, augment, **options)
+    if name in ("cifar10", "cifar100"):
+        return _cifar(name, root, train, download, augment, **options)
+    if name == "imagenet":
+        return _imagenet(root, train, download, augment, **options)
+    if name == "cifar10dvs":
+        return _cifar10dvs(root, train, download, augment, **options)
+    raise ValueError(f"unknown dataset {name!r}; choose from {DATASETS}")
