@@ -1,0 +1,91 @@
+"""Build what a :class:`~dspike.engine.config.TrainConfig` describes: network, optimiser, schedule.
+
+:func:`build_network` also loads ``model.init``: an ANN state_dict initialises its SNN twin
+(Sec. 5.2) and a T=6 SNN initialises T=4 (Time Inheritance Training, Sec. 4.4), because twins
+share parameter names and no parameter depends on T. A file of another architecture is rejected
+with :class:`ConfigError` before training starts.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..models import SpikingNet, build_model
+from ..surrogate import Dspike, Surrogate, build_surrogate
+from .config import ConfigError, OptimConfig, SurrogateConfig, TrainConfig
+
+__all__ = [
+    "build_network",
+    "build_optimizer",
+    "build_scheduler",
+    "build_surrogate_from",
+    "dspike_surrogates",
+]
+
+
+def build_surrogate_from(cfg: SurrogateConfig) -> Surrogate | None:
+    """The configured surrogate (``None`` for the ANN); Dspike starts at ``temperature``."""
+    if cfg.name == "none":
+        return None
+    if cfg.name in ("dspike", "dspike_adaptive"):
+        return build_surrogate("dspike", temperature=cfg.temperature)
+    return build_surrogate(cfg.name)
+
+
+def dspike_surrogates(model: nn.Module) -> list[Dspike]:
+    """The distinct Dspike surrogates used by ``model``'s LIF layers."""
+    found: dict[int, Dspike] = {}
+    for m in model.modules():
+        surrogate = getattr(m, "surrogate", None)
+        if isinstance(surrogate, Dspike):
+            found[id(surrogate)] = surrogate
+    return list(found.values())
+
+
+def build_network(cfg: TrainConfig) -> SpikingNet:
+    """The network, initialised from ``run.seed`` and then from ``model.init`` if set."""
+    m = cfg.model
+    torch.manual_seed(cfg.run.seed)
+    model = build_model(
+        m.name,
+        m.num_classes,
+        m.mode,
+        m.time_steps,
+        surrogate=build_surrogate_from(cfg.surrogate),
+        tau=m.tau,
+        v_threshold=m.v_threshold,
+        alpha=m.alpha,
+        tdbn_form=m.tdbn_form,
+        detach_reset=m.detach_reset,
+        **m.arch,
+    )
+    if m.init:
+        state = torch.load(m.init, map_location="cpu", weights_only=True)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise ConfigError(
+                "model.init", f"{m.init} does not fit {m.name} ({m.mode}): {err}"
+            ) from None
+    return model
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """SGD with momentum and weight decay on every parameter (Sec. 5.2)."""
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.nesterov,
+    )
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: OptimConfig, epochs: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch: cosine from ``lr`` to 0 over ``epochs`` [39], or constant."""
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
