@@ -100,7 +100,7 @@ def _idx_bytes(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, np.uint8).tobytes()
 
 
-def _write_mnist(out: Path, **_) -> None:
+def _write_mnist(out: Path) -> None:
     data = np.load(bundled_dir() / "mnist.npz")
     raw = out / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -142,7 +142,7 @@ def _cifar_rows(images: np.ndarray) -> np.ndarray:
     return images.transpose(0, 3, 1, 2).reshape(len(images), -1)
 
 
-def _write_cifar10(out: Path, **_) -> None:
+def _write_cifar10(out: Path) -> None:
     parts = _cifar_split()
     folder = out / "cifar-10-batches-py"
     folder.mkdir(parents=True)
@@ -163,7 +163,7 @@ def _write_cifar10(out: Path, **_) -> None:
     })  # fmt: skip
 
 
-def _write_cifar100(out: Path, **_) -> None:
+def _write_cifar100(out: Path) -> None:
     parts = _cifar_split()
     folder = out / "cifar-100-python"
     folder.mkdir(parents=True)
@@ -179,7 +179,7 @@ def _write_cifar100(out: Path, **_) -> None:
     _pickle(folder / "meta", {"fine_label_names": fine, "coarse_label_names": coarse})
 
 
-def _write_imagenet(out: Path, **_) -> None:
+def _write_imagenet(out: Path) -> None:
     shutil.copytree(bundled_dir() / "imagenette" / "train", out / "train")
     shutil.copytree(bundled_dir() / "imagenette" / "val", out / "val")
 
