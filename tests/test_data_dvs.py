@@ -153,3 +153,11 @@ def test_truncated_aedat4_is_named(dvs_root, tmp_path):
 def test_missing_tree_and_missing_zip_marker(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"CIFAR10DVS\.zip"):
         open_cifar10dvs(tmp_path)
+
+
+def test_download_true_does_not_fetch_present_tree(dvs_root, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(TonicCIFAR10DVS, "download", no_network)
+    assert len(open_cifar10dvs(dvs_root, download=True)) == 10 * N_PER_CLASS

@@ -205,3 +205,13 @@ def test_make_loader_distributed_sampler(root, tmp_path):
         assert next(iter(loader))[0].shape == (32, 1, 28, 28)
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("name", STATIC[:3])
+def test_download_true_does_not_fetch_present_data(root, name, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(tvd.cifar, "download_and_extract_archive", no_network)
+    monkeypatch.setattr(tvd.mnist, "download_and_extract_archive", no_network)
+    assert len(build_dataset(name, root, train=False, download=True)) == SIZES[name][1]

@@ -178,9 +178,9 @@ def open_cifar10dvs(root: str | Path, *, download: bool = False, transform: Call
     """tonic's CIFAR10DVS on ``root`` (the thin subclass of ``tonic_compat``); a missing tree raises
     ``DatasetNotFoundError``, unless ``download``: then tonic's own class fetches it."""
     folder = Path(root) / "CIFAR10DVS"
-    if download:
-        return _tonic_cifar10dvs()(str(root), transform=transform)
     if not (folder / "CIFAR10DVS.zip").is_file() or not any(folder.glob("*/*.aedat4")):
+        if download:
+            return _tonic_cifar10dvs()(str(root), transform=transform)
         raise DatasetNotFoundError("cifar10dvs", folder, HOW_TO_GET["cifar10dvs"])
     from .tonic_compat import CIFAR10DVS
 
