@@ -50,7 +50,7 @@ def _shared_env(session: nox.Session) -> dict[str, str]:
 def tests(session: nox.Session) -> None:
     """Unit tests and the smoke-DAG integration test (what CI runs)."""
     env = _shared_env(session)
-    args = session.posargs or ["-q", "-n", "2", "--durations=15"]
+    args = session.posargs or ["-q", "-n", "2", "--dist", "loadfile", "--durations=15"]
     session.run("python", "-m", "pytest", *args, env=env, external=True)
 
 
