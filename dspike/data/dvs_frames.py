@@ -142,7 +142,12 @@ def prepare_dvs_frames(
     train_idx, test_idx = split_indices(tonic_ds.data, tonic_ds.targets, split, seed)
     converter = _FrameConverter(tonic_ds, size, interpolation, antialias)
     loader = DataLoader(converter, batch_size=None, num_workers=workers)
-    frames, labels = zip(*loader, strict=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # per-recording ops are tiny: intra-op threads only add overhead
+    try:
+        frames, labels = zip(*loader, strict=True)
+    finally:
+        torch.set_num_threads(threads)
 
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
