@@ -215,3 +215,9 @@ def test_download_true_does_not_fetch_present_data(root, name, monkeypatch):
     monkeypatch.setattr(tvd.cifar, "download_and_extract_archive", no_network)
     monkeypatch.setattr(tvd.mnist, "download_and_extract_archive", no_network)
     assert len(build_dataset(name, root, train=False, download=True)) == SIZES[name][1]
+
+
+def test_without_bundle_manifest_official_checksums_apply(root, tmp_path):
+    shutil.copytree(root / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py")
+    with pytest.raises(CorruptDataError, match=r"data_batch_1.*c99cafc152244af753f735de768cd75f"):
+        build_dataset("cifar10", tmp_path, train=True)
