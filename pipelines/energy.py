@@ -1,0 +1,72 @@
+"""Stage ``energy``: Table 3 (op counts, energy) and Fig. 4 (firing rate per LIF layer), Sec. 5.4.
+
+The ANN (``energy.ann_stage``) and the T=2 SNN (``energy.snn_stage``) of seed ``energy.seed``
+are evaluated once each over the CIFAR-10 test split with the counters on: MACs per layer from
+``torch.utils.flop_counter``, input spike rates and firing rates from the same pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from dspike.data import make_loader
+from dspike.energy import count_macs, measure_activity, op_counts
+from dspike.energy_report import write_firing_rates
+from dspike.engine.factory import build_network
+from dspike.io import atomic_write_text
+
+from .cli import stage_main
+from .params import get
+from .train import build_config, build_datasets, stage_settings
+
+OUT = Path("results/energy")
+
+
+def _trained(params: dict, stage: str, seed: int) -> torch.nn.Module:
+    config = build_config(params, stage, seed)
+    model = build_network(config)
+    model.load_state_dict(torch.load(f"models/{stage}/seed{seed}.pt", weights_only=True))
+    return model.eval()
+
+
+def _run(params: dict, args: argparse.Namespace) -> None:
+    seed = int(get(params, "energy.seed"))
+    ann_stage, snn_stage = get(params, "energy.ann_stage"), get(params, "energy.snn_stage")
+    dataset = stage_settings(params, ann_stage)["dataset"]
+    _, test = build_datasets(params, dataset)
+    loader = make_loader(test, int(get(params, "train.batch_size")), train=False, workers=0)
+    ann, snn = _trained(params, ann_stage, seed), _trained(params, snn_stage, seed)
+    # Per-step MACs of every layer: the ANN twin has the same layers (same parameter names).
+    macs = count_macs(ann, test[0][0].unsqueeze(0))
+    rows = []
+    for stage, model in ((ann_stage, ann), (snn_stage, snn)):
+        activity = measure_activity(model, loader)
+        ops = op_counts(macs, activity.input_rates if model.is_snn else None, model.time_steps)
+        if model.is_snn:
+            write_firing_rates(activity.firing_rate_frame(), "results", stem="fig4")
+        rows.append(
+            {
+                "method": f"SNN (ours, T={model.time_steps})" if model.is_snn else "ANN (ours)",
+                "model": stage_settings(params, stage)["model"],
+                "time_steps": model.time_steps,
+                "acc": 100.0 * (activity.accuracy or 0.0),
+                "n_add": ops.n_add,
+                "n_mult": ops.n_mult,
+                "stage": stage,
+            }
+        )
+    table = pd.DataFrame(rows)
+    atomic_write_text(OUT / "table3_ours.csv", table.to_csv(index=False))
+    print(table.to_string(index=False))
+
+
+def main(argv=None) -> None:
+    stage_main(_run, __doc__.splitlines()[0], argv)
+
+
+if __name__ == "__main__":
+    main()
