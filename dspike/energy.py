@@ -155,7 +155,7 @@ class LayerInput:
 
     nonzero: int
     numel: int
-    binary: bool  # every nonzero input was exactly 1 (spikes)
+    binary: bool  # every nonzero input was 1 (spikes), up to float rounding
 
     @property
     def rate(self) -> float:
@@ -197,17 +197,24 @@ class ActivityReport:
 
 
 class _InputCounter:
-    """Forward pre-hook accumulating nonzero and exactly-one counts on the input's device."""
+    """Forward pre-hook accumulating, on the input's device, its nonzero count and whether
+    every input so far was binary: in [0, 1] and summing to its nonzero count (up to float
+    rounding), which holds only if every nonzero value is exactly 1."""
 
     def __init__(self) -> None:
         self.nonzero: torch.Tensor | int = 0
-        self.ones: torch.Tensor | int = 0
+        self.binary: torch.Tensor | bool = True
         self.numel = 0
 
     def __call__(self, _m: nn.Module, args: Any) -> None:
         x = args[0]
-        self.nonzero = self.nonzero + torch.count_nonzero(x)
-        self.ones = self.ones + torch.count_nonzero(x == 1)
+        if not x.numel():
+            return
+        nz = torch.count_nonzero(x)
+        lo, hi = torch.aminmax(x)
+        binary = (lo >= 0) & (hi <= 1) & ((nz - x.sum()).abs() <= 1e-6 * nz)
+        self.nonzero = self.nonzero + nz
+        self.binary = binary & self.binary
         self.numel += x.numel()
 
 
@@ -270,7 +277,7 @@ def measure_activity(
             m.record_rate = flags[n]
     rates = {n: lifs[n].firing_rate for n in order if n in lifs}
     inputs = {
-        n: LayerInput(int(c.nonzero), c.numel, int(c.ones) == int(c.nonzero))
+        n: LayerInput(int(c.nonzero), c.numel, bool(c.binary))
         for n in order
         if (c := counters.get(n)) is not None
     }
