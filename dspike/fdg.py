@@ -1,0 +1,381 @@
+"""Finite-difference gradients (paper Eq. 10) and their cosine similarity with autograd.
+
+    FDG_i = (L(w + eps e_i) - L(w - eps e_i)) / (2 eps),   i = 1..k          (10)
+
+**BN mode.** The FDG and the surrogate gradient it is compared with are taken on the same
+minibatch in the same mode, ``bn_mode``:
+
+* ``"train"`` (default): every BatchNorm normalises with the statistics of the batch it sees,
+  as in a training step, and its running statistics are left untouched;
+* ``"eval"``: every BatchNorm uses its running statistics.
+
+Dropout is off in both, and the model's own train/eval flags are restored afterwards.
+
+**Batched fast path** (``conv1.weight``, the encoding layer the paper studies): the first layer
+is linear in its weight, so ``conv1(x; W + s eps E_j) = conv1(x; W) + s eps conv1(x; E_j)`` with
+``E_j`` the unit weight of coordinate j. conv1 runs once, the ``2k`` perturbed outputs are
+stacked along the batch, ``chunk_size`` copies per forward pass, and the rest of the network
+(:meth:`~dspike.models.SpikingNet.forward_from_first`) runs on them together; while it does,
+every BatchNorm (in train mode) normalises each copy with that copy's own statistics, exactly
+as a separate forward pass would. Any other parameter takes the coordinate-by-coordinate path
+(``batched=False``: ``2k`` ordinary forward passes of a copy of the model), which is slower but
+equally correct.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models.toy import ToyCNN
+from .neurons import LIF
+from .norm import TdBatchNorm2d
+
+__all__ = ["FIRST_LAYER", "cosine_similarity", "fdg", "surrogate_gradient"]
+
+FIRST_LAYER = "conv1.weight"
+BNMode = Literal["train", "eval"]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def fdg(
+    model: nn.Module,
+    param_name: str | None,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    eps: float,
+    batched: bool = True,
+    *,
+    loss_fn: LossFn = F.cross_entropy,
+    bn_mode: BNMode = "train",
+    chunk_size: int | None = None,
+    indices: Sequence[int] | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Central finite-difference gradient (Eq. 10) of ``loss_fn(model(inputs), targets)``.
+
+    ``param_name`` names one parameter (``None``: the first layer's weight, ``conv1.weight``);
+    the result has its shape and dtype. ``chunk_size`` is the number of perturbed copies per
+    forward pass of the batched path (default: as many as keep about 2048 samples per pass).
+    ``indices`` restricts Eq. (10) to those flat coordinates (the others are 0).
+    """
+    param_name = param_name or FIRST_LAYER
+    param = _check(model, param_name, inputs, targets, eps, bn_mode)
+    coords = _coords(param, indices)
+    if chunk_size is not None and int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    out = torch.zeros(param.numel(), dtype=param.dtype, device=param.device)
+    if batched and param_name == FIRST_LAYER and hasattr(model, "forward_from_first"):
+        chunk = int(chunk_size or max(1, 2048 // inputs.shape[0]))
+        values = _fdg_first_layer(model, inputs, targets, eps, loss_fn, bn_mode, coords, chunk)
+    else:
+        values = _fdg_naive(model, param_name, inputs, targets, eps, loss_fn, bn_mode, coords)
+    out[coords] = values.to(out.dtype)
+    return out.view_as(param)
+
+
+def surrogate_gradient(
+    model: nn.Module,
+    param_name: str | None,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    loss_fn: LossFn = F.cross_entropy,
+    bn_mode: BNMode = "train",
+) -> torch.Tensor:
+    """Autograd (surrogate, in an SNN) gradient of the loss for one parameter, in ``bn_mode``.
+
+    Same minibatch conventions as :func:`fdg`; ``.grad`` of the model is left untouched.
+    """
+    param_name = param_name or FIRST_LAYER
+    param = _check(model, param_name, inputs, targets, 1.0, bn_mode)
+    with _fdg_mode(model, bn_mode, copies=1, batch=inputs.shape[0]), torch.enable_grad():
+        loss = loss_fn(model(inputs), targets)
+        (grad,) = torch.autograd.grad(loss, param)
+    return grad
+
+
+def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``a . b / (|a| |b|)`` of the flattened tensors (Sec. 4.2), in float64; 0 if either is 0."""
+    a, b = a.detach().flatten().double(), b.detach().flatten().double()
+    if a.numel() != b.numel():
+        raise ValueError(f"cosine_similarity: sizes differ ({a.numel()} vs {b.numel()})")
+    norm = a.norm() * b.norm()
+    return float(a @ b / norm) if norm > 0 else 0.0
+
+
+def _check(
+    model: nn.Module,
+    param_name: str,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    eps: float,
+    bn_mode: str,
+) -> nn.Parameter:
+    params = dict(model.named_parameters())
+    if param_name not in params:
+        raise ValueError(
+            f"param_name {param_name!r} is not a parameter of the model "
+            f"(first few: {list(params)[:5]})"
+        )
+    if not 0 < float(eps) < math.inf:
+        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    if inputs.dim() == 0 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs is an empty batch (shape {list(inputs.shape)})")
+    if targets.shape[:1] != inputs.shape[:1]:
+        raise ValueError(
+            f"targets has {targets.shape[:1]} items but inputs has {inputs.shape[0]}"
+        )
+    if bn_mode not in ("train", "eval"):
+        raise ValueError(f"bn_mode must be 'train' or 'eval', got {bn_mode!r}")
+    return params[param_name]
+
+
+def _coords(param: torch.Tensor, indices: Sequence[int] | torch.Tensor | None) -> torch.Tensor:
+    if indices is None:
+        return torch.arange(param.numel(), device=param.device)
+    coords = torch.as_tensor(indices, dtype=torch.long, device=param.device).flatten()
+    if coords.numel() and (coords.min() < 0 or coords.max() >= param.numel()):
+        raise ValueError(f"indices must lie in [0, {param.numel()}), got {coords.tolist()}")
+    return coords
+
+
+@torch.no_grad()
+def _fdg_first_layer(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    eps: float,
+    loss_fn: LossFn,
+    bn_mode: BNMode,
+    coords: torch.Tensor,
+    chunk: int,
+) -> torch.Tensor:
+    """Eq. (10) for conv1.weight: shared first layer, ``chunk`` perturbed copies per pass."""
+    conv1 = model.conv1
+    weight = conv1.weight
+    folded, static = model.fold_input(inputs)
+    steps = model.time_steps if static else inputs.shape[1]
+    base = conv1(folded)
+    basis = _unit_basis(conv1, folded)
+    toy = None
+    if _is_plain_toy(model, basis):
+        with _fdg_mode(model, bn_mode, copies=1, batch=inputs.shape[0]):
+            toy = _ToyShortcut(model, base, basis, static, steps)
+    # All +eps copies of the coordinates, then all -eps copies.
+    both = torch.cat([coords, coords])
+    shifts = torch.cat([torch.ones_like(coords), -torch.ones_like(coords)]).to(weight.dtype) * eps
+    losses = torch.empty(both.numel(), dtype=torch.float64, device=weight.device)
+    for start in range(0, both.numel(), chunk):
+        idx, shift = both[start : start + chunk], shifts[start : start + chunk]
+        k = idx.numel()
+        with _fdg_mode(model, bn_mode, copies=k, batch=inputs.shape[0]):
+            if toy is not None:
+                logits = toy(idx, shift)
+            else:
+                c = _stack_copies(_perturbed(conv1, folded, base, basis, idx, shift), static, steps)
+                logits = model.forward_from_first(c, static, steps).unflatten(0, (k, -1))
+        for n, out in enumerate(logits):
+            losses[start + n] = loss_fn(out, targets).double()
+    half = coords.numel()
+    return (losses[:half] - losses[half:]) / (2.0 * eps)
+
+
+def _perturbed(
+    layer: nn.Module,
+    x: torch.Tensor,
+    base: torch.Tensor,
+    basis: torch.Tensor | None,
+    idx: torch.Tensor,
+    shift: torch.Tensor,
+) -> torch.Tensor:
+    """``layer(x)`` with weight ``W + shift_k e_{idx_k}`` for each k: ``[K, *base.shape]``."""
+    k = idx.numel()
+    if basis is not None:  # the unit weight (o, j) adds basis[:, j] to output channel o only
+        o, j = idx // basis.shape[1], idx % basis.shape[1]
+        c = base.unsqueeze(0).repeat(k, *([1] * base.dim()))
+        c[torch.arange(k), :, o] += _col(shift, basis.dim()) * basis[:, j].transpose(0, 1)
+        return c
+    weight = layer.weight
+    units = torch.zeros(k, weight.numel(), dtype=weight.dtype, device=weight.device)
+    units[torch.arange(k), idx] = shift
+    return base.unsqueeze(0) + _responses(layer, x, units.view(k, *weight.shape))
+
+
+def _col(v: torch.Tensor, dim: int) -> torch.Tensor:
+    """``v`` of shape ``[K]`` viewed as ``[K, 1, ..., 1]`` with ``dim`` dimensions."""
+    return v.view(-1, *([1] * (dim - 1)))
+
+
+def _is_plain_toy(model: nn.Module, basis: torch.Tensor | None) -> bool:
+    return (
+        type(model) is ToyCNN
+        and basis is not None
+        and isinstance(model.bn1, nn.Identity)
+        and isinstance(model.act1, LIF | nn.ReLU)
+        and isinstance(model.pool, nn.AvgPool2d)
+    )
+
+
+class _ToyShortcut:
+    """Logits of perturbed copies of the toy CNN (Sec. 4.2), recomputing one channel each.
+
+    The toy computes ``fc(pool(act(conv1(x))))`` and its activation and pooling act channel by
+    channel, so changing a weight of conv1's output channel o changes only channel o of the
+    pooled features, and the logits change by ``W_fc[:, block o] @ (pooled_o' - pooled_o)``.
+    Each copy costs one channel of the network instead of all of them.
+    """
+
+    def __init__(
+        self, model: ToyCNN, base: torch.Tensor, basis: torch.Tensor, static: bool, steps: int
+    ) -> None:
+        self.model, self.base, self.basis = model, base, basis
+        self.static, self.steps = static, steps
+        lead = base.shape[0] if static else (steps, -1)
+        self.pooled = self._pool(base.unflatten(0, (1, -1)) if static else base.unflatten(0, lead))
+        fc = model.fc
+        self.w = fc.weight.view(fc.out_features, base.shape[1], -1)  # [classes, C, h*w]
+        self.logits = fc(self.pooled.flatten(2)).mean(0)  # [N, classes]
+
+    def _pool(self, c: torch.Tensor) -> torch.Tensor:
+        """``pool(act(c))`` for ``c`` of shape ``[T or 1, M, ch, H, W]`` -> ``[T, M, ch, h*w]``."""
+        c = c.expand(self.steps, *c.shape[1:]) if self.static else c
+        m = c.shape[1]
+        p = self.model.pool(self.model.act1(c.flatten(0, 1).clone()))  # clone: ReLU is in-place
+        return p.flatten(-2).unflatten(0, (self.steps, m))
+
+    def __call__(self, idx: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        k, per_out = idx.numel(), self.basis.shape[1]
+        o, j = idx // per_out, idx % per_out
+        c = self.base[:, o] + shift.view(1, k, 1, 1) * self.basis[:, j]  # [B', K, H, W]
+        c = c.unflatten(0, (1 if self.static else self.steps, -1))  # [T or 1, N, K, H, W]
+        pooled = self._pool(c.transpose(1, 2).flatten(1, 2).unsqueeze(2))  # [T, K*N, 1, h*w]
+        pooled = pooled.squeeze(2).unflatten(1, (k, -1))  # [T, K, N, h*w]
+        diff = pooled - self.pooled[:, :, o].transpose(1, 2)
+        return self.logits + torch.einsum("tknh,ckh->knc", diff, self.w[:, o]) / self.steps
+
+
+def _unit_basis(layer: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """A plain Conv2d's response to each unit kernel of one output channel (``None`` if not).
+
+    ``[N, Cin*kh*kw, H', W']``: the im2col patches of ``x``; the response of the unit weight
+    ``(o, j)`` is this tensor's channel j placed in output channel o, zero elsewhere.
+    """
+    if not (isinstance(layer, nn.Conv2d) and layer.groups == 1 and layer.padding_mode == "zeros"):
+        return None
+    cin, kh, kw = layer.weight.shape[1:]
+    eye = torch.eye(cin * kh * kw, dtype=x.dtype, device=x.device).view(-1, cin, kh, kw)
+    return F.conv2d(x, eye, None, layer.stride, layer.padding, layer.dilation)
+
+
+def _responses(layer: nn.Module, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` with each of ``weights`` as its weight and no bias: ``[K, *layer(x).shape]``."""
+    names = {n for n, _ in layer.named_parameters(recurse=False)}
+    bias = {"bias": torch.zeros_like(layer.bias)} if "bias" in names else {}
+
+    def respond(w: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(layer, {"weight": w, **bias}, (x,))
+
+    return torch.func.vmap(respond)(weights)
+
+
+def _stack_copies(c: torch.Tensor, static: bool, steps: int) -> torch.Tensor:
+    """``[K, B', ...]`` copies of conv1's output into the layout ``forward_from_first`` expects.
+
+    Static input: ``[K*B, ...]``; frames (``B' = steps*B``, time outermost): ``[steps*K*B, ...]``.
+    Either way the batch axis reads ``[time, copy, sample]``, as :class:`_GroupedNorm` assumes.
+    """
+    if static:
+        return c.flatten(0, 1)
+    return c.unflatten(1, (steps, -1)).transpose(0, 1).flatten(0, 2)
+
+
+@torch.no_grad()
+def _fdg_naive(
+    model: nn.Module,
+    param_name: str,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    eps: float,
+    loss_fn: LossFn,
+    bn_mode: BNMode,
+    coords: torch.Tensor,
+) -> torch.Tensor:
+    """Eq. (10) coordinate by coordinate: two ordinary forward passes of a model copy each."""
+    ref = copy.deepcopy(model)
+    ref.eval()
+    for m in ref.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train(bn_mode == "train")  # its running stats are the copy's, discarded after
+        if isinstance(m, LIF):
+            m.record_rate = False
+    flat = dict(ref.named_parameters())[param_name].view(-1)
+    out = torch.empty(coords.numel(), dtype=torch.float64, device=flat.device)
+    for n, i in enumerate(coords.tolist()):
+        original = flat[i].clone()
+        losses = []
+        for sign in (1.0, -1.0):
+            flat[i] = original + sign * eps
+            losses.append(loss_fn(ref(inputs), targets).double())
+        flat[i] = original
+        out[n] = (losses[0] - losses[1]) / (2.0 * eps)
+    return out
+
+
+class _GroupedNorm:
+    """A BatchNorm's forward that normalises each of ``copies`` stacked copies on its own.
+
+    The batch axis of ``x`` reads ``[time, copy, sample]``; statistics are taken over
+    (time, sample, spatial) per copy and channel, the running statistics are neither read nor
+    written. ``scale`` is tdBN's alpha * V_th factor (Eq. 4): ``scale * gamma * x_hat + beta``.
+    """
+
+    def __init__(self, bn: nn.Module, scale: float, copies: int, batch: int) -> None:
+        self.bn, self.scale, self.copies, self.batch = bn, scale, copies, batch
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        k, n, bn = self.copies, self.batch, self.bn
+        g = x.unflatten(0, (-1, k, n)).transpose(1, 2)  # [time, sample, copy, C, ...]
+        g = g.flatten(0, 1).flatten(1, 2)  # [time*sample, copy*C, ...]
+        weight = bn.weight * self.scale if bn.weight is not None else None
+        weight = weight.repeat(k) if weight is not None else None
+        bias = bn.bias.repeat(k) if bn.bias is not None else None
+        y = F.batch_norm(g, None, None, weight, bias, True, 0.0, bn.eps)
+        y = y.unflatten(1, (k, -1)).unflatten(0, (-1, n)).transpose(1, 2)
+        return y.flatten(0, 2)
+
+
+@contextlib.contextmanager
+def _fdg_mode(model: nn.Module, bn_mode: BNMode, copies: int, batch: int) -> Iterator[None]:
+    """Dropout off, BNs per ``bn_mode`` (train: per-copy batch statistics), no rate recording."""
+    flags = {m: m.training for m in model.modules()}
+    rates = {m: m.record_rate for m in model.modules() if isinstance(m, LIF)}
+    patched: list[nn.Module] = []
+    inner = {m.bn for m in model.modules() if isinstance(m, TdBatchNorm2d)}
+    try:
+        model.eval()
+        for m in rates:
+            m.record_rate = False
+        if bn_mode == "train":
+            for m in model.modules():
+                if isinstance(m, TdBatchNorm2d):
+                    m.forward = _GroupedNorm(m.bn, m.scale, copies, batch)
+                elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in inner:
+                    m.forward = _GroupedNorm(m, 1.0, copies, batch)
+                else:
+                    continue
+                patched.append(m)
+        yield
+    finally:
+        for m in patched:
+            del m.forward
+        for m, flag in flags.items():
+            m.training = flag
+        for m, rate in rates.items():
+            m.record_rate = rate
