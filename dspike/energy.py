@@ -18,8 +18,9 @@ layers (``binary=False``) so their share of #Add is visible.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,19 @@ def _is_leaf(m: nn.Module) -> bool:
     return next(m.children(), None) is None
 
 
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode without gradients; every module's own training flag is restored after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
 def count_macs(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]:
     """MACs of every leaf layer that does any, per input sample and per time step.
 
@@ -59,7 +73,8 @@ def count_macs(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]:
     dimension of its input, which is the batch, folded with time where the layer runs on
     ``[T*B, ...]``. So a static image's ``conv1``, which runs once and is broadcast over T,
     and a layer that runs T times both report their cost for one step (Table 3's convention).
-    The model runs once in eval mode without gradients; its training flag is restored.
+    The model runs once in eval mode without gradients; its training flags are restored.
+    Shapes are all it needs: a model and input on the ``meta`` device cost no arithmetic.
     """
     mode = FlopCounterMode(display=False)
     macs: dict[str, float] = {}
@@ -88,13 +103,10 @@ def count_macs(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]:
         if _is_leaf(m):
             handles.append(m.register_forward_pre_hook(pre(name)))
             handles.append(m.register_forward_hook(post(name)))
-    was_training = model.training
     try:
-        model.eval()
-        with mode, torch.no_grad():
+        with _eval_mode(model), mode:
             model(example_input)
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
     if mode.get_total_flops() != attributed:
@@ -235,7 +247,7 @@ def measure_activity(
     each layer in ``layers`` (default: every conv and linear layer) how many of its input
     elements were nonzero. Batches are ``x`` or ``(x, y, ...)``; with targets, top-1
     accuracy comes from the same pass. Counters and hooks are removed afterwards, and the
-    model's training flag and the LIFs' ``record_rate`` flags are restored.
+    modules' training flags and the LIFs' ``record_rate`` flags are restored.
     """
     modules = dict(model.named_modules())
     names = list(layers) if layers is not None else _default_layers(model)
@@ -252,14 +264,12 @@ def measure_activity(
     handles = [modules[n].register_forward_pre_hook(c) for n, c in counters.items()]
     handles += [modules[n].register_forward_pre_hook(first_call(n)) for n in (*names, *lifs)]
     flags = {n: m.record_rate for n, m in lifs.items()}
-    was_training = model.training
     samples, correct, has_targets = 0, torch.zeros((), dtype=torch.long), False
     try:
-        model.eval()
         for m in lifs.values():
             m.reset_rate()
             m.record_rate = True
-        with torch.no_grad():
+        with _eval_mode(model):
             for batch in loader:
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
                 x = x.to(device) if device is not None else x
@@ -270,7 +280,6 @@ def measure_activity(
                     y = batch[1].to(out.device)
                     correct = correct.to(out.device) + (out.argmax(1) == y).sum()
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
         for n, m in lifs.items():

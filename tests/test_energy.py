@@ -113,6 +113,7 @@ def test_measure_activity_on_spiking_resnet18_restores_model_state():
     x = torch.randn(8, 3, 32, 32)
     model = calibrated_resnet18(x)
     loader = [(x[:4], torch.randint(0, 10, (4,))), (x[4:], torch.randint(0, 10, (4,)))]
+    model.bn1.eval()  # a frozen BN inside a training model stays frozen
     act = measure_activity(model, loader)
     assert len(act.firing_rates) == 3 + 8 * 2  # stem + two LIFs per basic block
     assert all(0.0 < r < 1.0 for r in act.firing_rates.values())
@@ -123,7 +124,7 @@ def test_measure_activity_on_spiking_resnet18_restores_model_state():
     assert not act.inputs["stages.1.0.shortcut.1"].binary  # average-pooled spikes
     assert not act.inputs["head"].binary
     assert not act.inputs["conv1"].binary
-    assert model.training
+    assert model.training and model.stem[1].training and not model.bn1.training
     assert all(not m._forward_pre_hooks for m in model.modules())
     assert all(not m.record_rate for m in model.modules() if isinstance(m, LIF))
     table = layer_table(count_macs(model, loader[0][0]), act, time_steps=2)
