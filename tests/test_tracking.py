@@ -1,0 +1,82 @@
+"""MLflow tracker against a real sqlite store in a temporary directory."""
+
+from __future__ import annotations
+
+import pytest
+from engine_support import one_thread, toy_config, toy_data
+
+from dspike.engine import build_network, fit
+from pipelines.tracking import MLflowTracker
+
+TAGS = {
+    "git_commit": "abc123",
+    "git_dirty": "false",
+    "params_hash": "0123456789ab",
+    "stage": "toy_snn",
+    "seed": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One store for the module: creating a sqlite store's tables takes seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+def test_run_holds_params_metrics_and_tags(store):
+    from mlflow import MlflowClient
+
+    train, test = toy_data()
+    cfg = toy_config(epochs=2, surrogate="dspike_adaptive")
+    tracker = MLflowTracker("smoke/toy", "toy_snn/seed0", TAGS, uri=store)
+    with one_thread():
+        result = fit(cfg, build_network(cfg), train, test, tracker=tracker)
+    client = MlflowClient(tracking_uri=store)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "toy_snn/seed0"
+    assert client.get_experiment(run.info.experiment_id).name == "smoke/toy"
+    assert {k: run.data.tags[k] for k in TAGS} == TAGS
+    assert run.data.params["optim.lr"] == "0.1"
+    assert run.data.params["surrogate.name"] == "dspike_adaptive"
+    for key in (
+        "train_loss",
+        "train_acc",
+        "test_acc",
+        "lr",
+        "temperature",
+        "cos_sim_stay",
+        "firing_rate",
+        "firing_rate.act1",
+        "epoch_seconds",
+    ):
+        history = client.get_metric_history(result.run_id, key)
+        assert [m.step for m in history] == [1, 2], key
+    b = [m.value for m in client.get_metric_history(result.run_id, "temperature")]
+    assert b == [row["temperature"] for row in result.history]
+
+
+def test_resume_continues_the_same_run(store):
+    first = MLflowTracker("exp", "run/seed0", TAGS, uri=store)
+    run_id = first.start(None)
+    first.log_metrics({"test_acc": 10.0}, step=1)
+    first.finish("KILLED")
+    second = MLflowTracker("exp", "run/seed0", TAGS, uri=store)
+    assert second.start(run_id) == run_id
+    second.log_metrics({"test_acc": 20.0}, step=2)
+    second.finish("FINISHED")
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    assert [m.value for m in client.get_metric_history(run_id, "test_acc")] == [10.0, 20.0]
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_unusable_store_warns_and_training_goes_on(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    tracker = MLflowTracker("exp", "run", TAGS, uri=f"sqlite:///{blocker / 'mlflow.db'}")
+    train, test = toy_data()
+    cfg = toy_config(epochs=1)
+    with pytest.warns(UserWarning, match="MLflow tracking .* is off"), one_thread():
+        result = fit(cfg, build_network(cfg), train, test, tracker=tracker)
+    assert result.run_id is None and len(result.history) == 1

@@ -1,0 +1,109 @@
+"""The ``pipelines.train`` stage end to end on bundled MNIST: outputs, MLflow run, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import yaml
+from engine_support import one_thread
+
+from dspike.engine import PLOT_COLUMNS
+from pipelines.train import build_config, main
+
+PARAMS = {
+    "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False},
+    "tdbn": {"alpha": 1.0, "form": "scale"},
+    "dspike": {"b0": 1.0, "delta_b": 0.2},
+    "fdg": {"epsilon": 0.1, "batch_size": 8},
+    "data": {"source": "bundled", "download": False, "root": "data/raw", "prepared": "prep",
+             "workers": 0, "imagenet": {"root": ""}, "dvs": {"size": 48, "max_roll": 5}},
+    "models": {"toy_cnn": {"width": 6}},
+    "train": {"momentum": 0.9, "weight_decay": 1e-4, "nesterov": False, "schedule": "cosine",
+              "batch_size": 32, "bf16": False, "select": "final", "max_train_samples": 320,
+              "max_test_samples": 160, "checkpoint_dir": "checkpoints"},
+    "stages": {
+        "mnist_ann": {"dataset": "mnist", "model": "toy_cnn", "mode": "ann", "time_steps": 1,
+                      "epochs": 2, "lr": 0.1, "surrogate": "none", "init": ""},
+        "mnist_snn": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
+                      "epochs": 1, "lr": 0.05, "surrogate": "dspike", "init": "mnist_ann"},
+        "imagenet_snn": {"dataset": "imagenet", "model": "resnet34", "mode": "snn",
+                         "time_steps": 6, "epochs": 1, "lr": 0.04, "surrogate": "dspike",
+                         "init": ""},
+        "mnist_scratch": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
+                          "epochs": 1, "lr": 0.05, "surrogate": "dspike_adaptive", "init": ""},
+        "bad_lr": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
+                   "epochs": 1, "lr": -0.1, "surrogate": "dspike", "init": ""},
+    },
+}  # fmt: skip
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DSPIKE_EXPERIMENT_PREFIX", "smoke/")
+    with one_thread():
+        yield tmp_path
+
+
+def _exit_message(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_ann_then_snn_from_it_writes_dvc_outputs_and_an_mlflow_run(workdir):
+    main(["mnist_ann", "--seed", "0"])
+    main(["mnist_snn", "--seed", "0"])
+    metrics = json.loads((workdir / "metrics/mnist_snn/seed0.json").read_text())
+    assert metrics["select"] == "final" and metrics["acc"] == metrics["final_acc"]
+    assert metrics["final_acc"] > 30.0  # 10 classes; one SNN epoch after two ANN epochs
+    assert (metrics["epochs"], metrics["time_steps"], metrics["temperature"]) == (1, 4, 1.0)
+    rows = list(csv.DictReader((workdir / "plots/mnist_snn/seed0.csv").open()))
+    assert tuple(rows[0]) == PLOT_COLUMNS and len(rows) == 1
+    state = torch.load(workdir / "models/mnist_snn/seed0.pt", weights_only=True)
+    snn_cfg = build_config(yaml.safe_load((workdir / "params.yaml").read_text()), "mnist_snn", 0)
+    assert state.keys() == torch.load(snn_cfg.model.init, weights_only=True).keys()
+    assert not any((workdir / "checkpoints").rglob("*.pt"))  # deleted once outputs exist
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    run = client.get_run(metrics["mlflow_run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == "smoke/mnist"
+    assert run.info.run_name == "mnist_snn/seed0" and run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert (tags["stage"], tags["seed"], tags["params_hash"]) == (
+        "mnist_snn",
+        "0",
+        metrics["params_hash"],
+    )
+    assert {"git_commit", "git_dirty"} <= tags.keys()
+    assert run.data.params["model.init"] == "models/mnist_ann/seed0.pt"
+    assert run.data.metrics["test_acc"] == pytest.approx(metrics["final_acc"])
+
+
+def test_imagenet_without_a_root_writes_skipped_outputs(workdir):
+    main(["imagenet_snn", "--seed", "1"])
+    assert json.loads((workdir / "metrics/imagenet_snn/seed1.json").read_text())["skipped"]
+    assert torch.load(workdir / "models/imagenet_snn/seed1.pt", weights_only=True) == {}
+    assert (workdir / "plots/imagenet_snn/seed1.csv").read_text().strip() == ",".join(PLOT_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("argv", "key"),
+    [
+        (["bad_lr", "--seed", "0"], "stages.bad_lr.lr"),
+        (["mnist_scratch", "--seed", "0", "--epsilon", "0"], "--epsilon"),
+        (["mnist_snn", "--seed", "7"], "stages.mnist_snn.init"),  # no ANN for seed 7 yet
+        (["no_such_stage", "--seed", "0"], "stages.no_such_stage"),
+    ],
+)
+def test_bad_config_is_rejected_naming_the_key(workdir, capsys, argv, key):
+    assert key in _exit_message(capsys, argv)
+    assert not (workdir / "data").exists()  # rejected before any data work
