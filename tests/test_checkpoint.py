@@ -114,9 +114,11 @@ def test_sigterm_mid_epoch_then_resume_equals_uninterrupted(tmp_path, surrogate)
     reference = _reference(tmp_path, kw)
     cfg = toy_config(tmp_path / "run" / "last.pt", **kw)
     train, test = toy_data()
-    # 96 samples per epoch, 16 per step: read 96 + 40 falls in epoch 2, step 3.
+    # 96 samples per epoch, 16 per step (and Algorithm 1's minibatch at each epoch's start):
+    # read number 96 + 40 of training falls in epoch 2, step 3.
+    fdg_reads = cfg.surrogate.fdg_batch_size if surrogate == "dspike_adaptive" else 0
     with pytest.raises(TrainingInterrupted, match="epoch 2, step 3"):
-        fit(cfg, build_network(cfg), Tripwire(train, at=96 + 40), test)
+        fit(cfg, build_network(cfg), Tripwire(train, at=96 + 40 + 2 * fdg_reads), test)
     state = load_checkpoint(cfg.run.checkpoint)
     assert (state["epoch"], state["step"]) == (1, 3)
     _same_run(fit(cfg, build_network(cfg), train, test), reference)

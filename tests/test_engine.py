@@ -12,7 +12,6 @@ from dspike.engine import (
     ModelConfig,
     TrainConfig,
     build_network,
-    dspike_surrogates,
     fit,
 )
 
@@ -96,16 +95,17 @@ def test_ann_trains_and_reports_no_temperature():
 
 def test_algorithm1_runs_every_epoch(monkeypatch):
     """Algorithm 1 at the start of each epoch; its b is the temperature of every Dspike."""
-    import dspike.temperature as temperature
+    import dspike.engine.loop as loop
+    from dspike.temperature import dspike_surrogates, update_temperature
 
     calls = []
-    real = temperature.update_temperature
+    real = update_temperature
 
     def spy(model, inputs, targets, b, **kw):
         calls.append((b, inputs.shape[0]))
         return real(model, inputs, targets, b, **kw)
 
-    monkeypatch.setattr(temperature, "update_temperature", spy)
+    monkeypatch.setattr(loop, "update_temperature", spy)
     train, test = toy_data()
     cfg = toy_config(surrogate="dspike_adaptive", epochs=3)
     result = fit(cfg, build_network(cfg), train, test)

@@ -10,7 +10,7 @@ from .config import (
     SurrogateConfig,
     TrainConfig,
 )
-from .factory import build_network, build_optimizer, build_scheduler, dspike_surrogates
+from .factory import build_network, build_optimizer, build_scheduler
 from .loop import PLOT_COLUMNS, FitResult, NonFiniteLossError, TrainingInterrupted, fit
 from .tracker import NullTracker, Tracker
 
@@ -33,7 +33,6 @@ __all__ = [
     "build_network",
     "build_optimizer",
     "build_scheduler",
-    "dspike_surrogates",
     "fit",
     "load_checkpoint",
     "save_checkpoint",

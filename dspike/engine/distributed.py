@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, Subset
 __all__ = [
     "DistInfo",
     "all_reduce_sum",
+    "all_reduce_tensor",
     "any_rank",
     "barrier",
     "broadcast_object",
@@ -112,13 +113,18 @@ def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     return out
 
 
+def all_reduce_tensor(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum of ``tensor`` over ranks (a new tensor, on ``tensor``'s device)."""
+    if not info.distributed:
+        return tensor
+    buf = tensor.to(_comm_device(info), copy=True)
+    dist.all_reduce(buf)
+    return buf.to(tensor.device)
+
+
 def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     """Element-wise sum over ranks (float64, so counts stay exact)."""
-    if not info.distributed:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=_comm_device(info))
-    dist.all_reduce(t)
-    return t.tolist()
+    return all_reduce_tensor(torch.tensor(values, dtype=torch.float64), info).tolist()
 
 
 def any_rank(flags: list[bool], info: DistInfo) -> list[bool]:

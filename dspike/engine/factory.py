@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..models import SpikingNet, build_model
-from ..surrogate import Dspike, Surrogate, build_surrogate
+from ..surrogate import Surrogate, build_surrogate
 from .config import ConfigError, OptimConfig, SurrogateConfig, TrainConfig
 
 __all__ = [
@@ -20,7 +20,6 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "build_surrogate_from",
-    "dspike_surrogates",
 ]
 
 
@@ -31,16 +30,6 @@ def build_surrogate_from(cfg: SurrogateConfig) -> Surrogate | None:
     if cfg.name in ("dspike", "dspike_adaptive"):
         return build_surrogate("dspike", temperature=cfg.temperature)
     return build_surrogate(cfg.name)
-
-
-def dspike_surrogates(model: nn.Module) -> list[Dspike]:
-    """The distinct Dspike surrogates used by ``model``'s LIF layers."""
-    found: dict[int, Dspike] = {}
-    for m in model.modules():
-        surrogate = getattr(m, "surrogate", None)
-        if isinstance(surrogate, Dspike):
-            found[id(surrogate)] = surrogate
-    return list(found.values())
 
 
 def build_network(cfg: TrainConfig) -> SpikingNet:

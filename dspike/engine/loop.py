@@ -33,8 +33,10 @@ from tqdm import tqdm
 
 from ..data import make_loader
 from ..energy import measure_activity
+from ..fdg import FIRST_LAYER, fdg
 from ..models import SpikingNet
 from ..neurons import LIF
+from ..temperature import dspike_surrogates, set_temperature, update_temperature
 from . import distributed
 from .checkpoint import (
     CheckpointError,
@@ -47,7 +49,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import TrainConfig
-from .factory import build_optimizer, build_scheduler, dspike_surrogates
+from .factory import build_optimizer, build_scheduler
 from .tracker import NullTracker, Tracker
 
 __all__ = ["PLOT_COLUMNS", "FitResult", "NonFiniteLossError", "TrainingInterrupted", "fit"]
@@ -148,7 +150,6 @@ class _Trainer:
         self.model: SpikingNet = distributed.unwrap(self.net)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, run.epochs)
-        self.surrogates = dspike_surrogates(self.model)
         self.history: list[dict[str, Any]] = []
         self.best_acc, self.best_epoch, self.seconds, self.run_id = -1.0, 0, 0.0, None
         if self.state is not None:
@@ -184,7 +185,8 @@ class _Trainer:
         s = self.state
         self.optimizer.load_state_dict(s["optimizer"])
         self.scheduler.load_state_dict(s["scheduler"])
-        self._set_temperature(s["temperature"])
+        if s["temperature"] is not None:
+            set_temperature(self.model, s["temperature"])
         self.history = list(s["history"])
         self.best_acc, self.best_epoch = s["best_acc"], s["best_epoch"]
         self.seconds, self.run_id = s["seconds"], s["run_id"]
@@ -390,32 +392,36 @@ class _Trainer:
     # --- Algorithm 1 ----------------------------------------------------------------------------
 
     def _temperature(self) -> float | None:
-        return self.surrogates[0].temperature if self.surrogates else None
-
-    def _set_temperature(self, b: float | None) -> None:
-        if b is not None:
-            for s in self.surrogates:
-                s.temperature = b
+        surrogates = dspike_surrogates(self.model)
+        return surrogates[0].temperature if surrogates else None
 
     def _adapt_temperature(self, epoch: int) -> dict[str, float]:
-        """Algorithm 1 on rank 0's minibatch of ``surrogate.fdg_batch_size`` training samples;
-        every rank takes rank 0's new b."""
-        from ..temperature import update_temperature
+        """Algorithm 1 on rank 0's minibatch of ``surrogate.fdg_batch_size`` training samples.
 
+        Under torchrun every rank gets that minibatch and computes every W-th coordinate of the
+        FDG (Eq. 10); their sum is the whole FDG, so Algorithm 1 costs 1/W of its time on one
+        process. Every rank then takes rank 0's new b.
+        """
         s, info = self.config.surrogate, self.info
         b = self._temperature()
-        result = None
+        batch = None
         if info.is_main:
             seed_everything(self.config.run.seed, epoch, _FDG_STREAM)
             pick = torch.randperm(len(self.train_set))[: s.fdg_batch_size].tolist()
             xs, ys = zip(*(self.train_set[i] for i in pick), strict=True)
-            inputs = torch.stack(xs).to(info.device)
-            targets = torch.as_tensor(ys).to(info.device)
-            result = update_temperature(
-                self.model, inputs, targets, b, delta=s.delta, eps=s.fdg_epsilon
-            )
-        new_b, sims = distributed.broadcast_object(result, info)
-        self._set_temperature(new_b)
+            batch = torch.stack(xs), torch.as_tensor(ys)
+        inputs, targets = (t.to(info.device) for t in distributed.broadcast_object(batch, info))
+        reference = None
+        if info.distributed:
+            numel = dict(self.model.named_parameters())[FIRST_LAYER].numel()
+            mine = list(range(info.rank, numel, info.world_size))
+            part = fdg(self.model, FIRST_LAYER, inputs, targets, s.fdg_epsilon, indices=mine)
+            reference = distributed.all_reduce_tensor(part, info)
+        update = update_temperature(
+            self.model, inputs, targets, b, delta=s.delta, eps=s.fdg_epsilon, reference=reference
+        )
+        new_b, sims = distributed.broadcast_object((update.temperature, update.similarities), info)
+        set_temperature(self.model, new_b)
         extra = {"temperature": new_b}
         for candidate, sim in sims.items():
             relation = "stay" if math.isclose(candidate, b) else "up" if candidate > b else "down"
