@@ -94,8 +94,8 @@ def table1(reported: dict) -> pd.DataFrame:
     ours = pd.read_csv(path)
     rep = reported["table1"]
     paper = [
-        rep["rectangular"] if m == "rectangular" else rep["fdg"].get(e)
-        for m, e in zip(ours["method"], ours["eps"], strict=True)
+        rep["rectangular"] if g == "rectangular" else rep["fdg"].get(e)
+        for g, e in zip(ours["gradient"], ours["eps"], strict=True)
     ]
     df = ours.assign(paper=paper)
     return _with_diff(df.rename(columns={"test_acc": "ours"}))
@@ -221,7 +221,8 @@ def _run(params: dict, args: argparse.Namespace) -> None:
         md = to_markdown(df)
         atomic_write_text(OUT / f"{name}.md", f"{md}\n_{line}_\n")
         sections += [f"## {name}\n", md]
-    sections += [f"![{f}]({f}.png)\n" for f in ("fig2", "fig3", "fig4", "fig5")]
+    figures = ("studies/fig2", "studies/fig3", "fig4", "fig5")
+    sections += [f"![{Path(f).name}]({f}.png)\n" for f in figures]
     atomic_write_text(Path("results/REPORT.md"), "\n".join(sections))
     print(f"report: {Path('results/REPORT.md').resolve()}")
 

@@ -1,0 +1,44 @@
+"""What the gradient-study stages share: the MNIST splits and the toy settings (Sec. 4.2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from dspike.data import build_dataset, materialize_bundled
+
+from .params import get
+
+OUT = Path("results/studies")
+
+
+def _first(dataset: Dataset, n: int) -> Dataset:
+    """A fixed (seed 0) random subset of ``n`` samples; 0 keeps everything."""
+    if not n or n >= len(dataset):  # type: ignore[arg-type]
+        return dataset
+    pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:n]  # type: ignore[arg-type]
+    return Subset(dataset, sorted(pick.tolist()))
+
+
+def mnist_splits(params: dict) -> tuple[Dataset, Dataset]:
+    """MNIST train (``studies.toy.train_size`` samples, 0 = all) and test splits."""
+    root = Path(get(params, "data.root"))
+    if get(params, "data.source") == "bundled":
+        materialize_bundled("mnist", root)
+    download = bool(get(params, "data.download"))
+    train = build_dataset("mnist", root, train=True, download=download)
+    test = build_dataset("mnist", root, train=False, download=download)
+    return _first(train, int(get(params, "studies.toy.train_size"))), test
+
+
+def toy_settings(params: dict) -> dict:
+    """Keyword arguments every toy study takes from ``studies.toy`` and ``seeds``."""
+    toy = get(params, "studies.toy")
+    return {
+        "batch_size": int(toy["batch_size"]),
+        "lr": float(toy["lr"]),
+        "time_steps": int(toy["time_steps"]),
+        "seed": int(get(params, "seeds")[0]),
+    }

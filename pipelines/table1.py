@@ -1,0 +1,29 @@
+"""Stage ``table1``: the toy SNN trained with the rectangular SG and with the FDG (Table 1)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dspike.studies import table1
+
+from .cli import stage_main
+from .params import get
+from .studies import OUT, mnist_splits, toy_settings
+
+
+def _run(params: dict, args: argparse.Namespace) -> None:
+    train, test = mnist_splits(params)
+    cfg = get(params, "studies.table1")
+    table = table1.run(
+        train, test, OUT, epochs=int(cfg["epochs"]),
+        epsilons=[float(e) for e in cfg["epsilons"]], **toy_settings(params),
+    )  # fmt: skip
+    print(table.to_string(index=False))
+
+
+def main(argv=None) -> None:
+    stage_main(_run, __doc__.splitlines()[0], argv)
+
+
+if __name__ == "__main__":
+    main()
