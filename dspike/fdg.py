@@ -41,6 +41,7 @@ from .norm import TdBatchNorm2d
 __all__ = ["FIRST_LAYER", "cosine_similarity", "fdg", "surrogate_gradient"]
 
 FIRST_LAYER = "conv1.weight"
+CHUNK_ELEMENTS = 2**25  # default size of one batched pass: stacked conv1 outputs x time steps
 BNMode = Literal["train", "eval"]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -62,7 +63,8 @@ def fdg(
 
     ``param_name`` names one parameter (``None``: the first layer's weight, ``conv1.weight``);
     the result has its shape and dtype. ``chunk_size`` is the number of perturbed copies per
-    forward pass of the batched path (default: as many as keep about 2048 samples per pass).
+    forward pass of the batched path (default: as many as keep the stacked first-layer output,
+    over all time steps, near ``2**25`` elements, 128 MiB in float32).
     ``indices`` restricts Eq. (10) to those flat coordinates (the others are 0).
     """
     param_name = param_name or FIRST_LAYER
@@ -72,8 +74,7 @@ def fdg(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     out = torch.zeros(param.numel(), dtype=param.dtype, device=param.device)
     if batched and param_name == FIRST_LAYER and hasattr(model, "forward_from_first"):
-        chunk = int(chunk_size or max(1, 2048 // inputs.shape[0]))
-        values = _fdg_first_layer(model, inputs, targets, eps, loss_fn, bn_mode, coords, chunk)
+        values = _fdg_first_layer(model, inputs, targets, eps, loss_fn, bn_mode, coords, chunk_size)
     else:
         values = _fdg_naive(model, param_name, inputs, targets, eps, loss_fn, bn_mode, coords)
     out[coords] = values.to(out.dtype)
@@ -155,14 +156,15 @@ def _fdg_first_layer(
     loss_fn: LossFn,
     bn_mode: BNMode,
     coords: torch.Tensor,
-    chunk: int,
+    chunk_size: int | None,
 ) -> torch.Tensor:
-    """Eq. (10) for conv1.weight: shared first layer, ``chunk`` perturbed copies per pass."""
+    """Eq. (10) for conv1.weight: shared first layer, ``chunk_size`` perturbed copies per pass."""
     conv1 = model.conv1
     weight = conv1.weight
     folded, static = model.fold_input(inputs)
     steps = model.time_steps if static else inputs.shape[1]
     base = conv1(folded)
+    chunk = int(chunk_size or max(1, CHUNK_ELEMENTS // (base.numel() * (steps if static else 1))))
     basis = _unit_basis(conv1, folded)
     toy = None
     if _is_plain_toy(model, basis):
@@ -181,8 +183,7 @@ def _fdg_first_layer(
             else:
                 c = _stack_copies(_perturbed(conv1, folded, base, basis, idx, shift), static, steps)
                 logits = model.forward_from_first(c, static, steps).unflatten(0, (k, -1))
-        for n, out in enumerate(logits):
-            losses[start + n] = loss_fn(out, targets).double()
+        losses[start : start + k] = torch.func.vmap(loss_fn, in_dims=(0, None))(logits, targets)
     half = coords.numel()
     return (losses[:half] - losses[half:]) / (2.0 * eps)
 

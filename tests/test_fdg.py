@@ -35,8 +35,10 @@ def test_batched_equals_naive(case: str) -> None:
     model = _model(name, mode, **kw).train()
     x, y = _batch(shape)
     buffers = [b.clone() for b in model.buffers()]
-    batched = fdg(model, None, x, y, eps=0.1, chunk_size=5)
-    naive = fdg(model, None, x, y, eps=0.1, batched=False)
+    # Every 3rd weight of the ResNets (all output channels, 36 copies in chunks of 5) keeps it fast.
+    idx = None if name == "toy_cnn" else range(0, model.conv1.weight.numel(), 3)
+    batched = fdg(model, None, x, y, eps=0.1, chunk_size=5, indices=idx)
+    naive = fdg(model, None, x, y, eps=0.1, batched=False, indices=idx)
     assert batched.shape == model.conv1.weight.shape
     assert batched.abs().max() > 0
     torch.testing.assert_close(batched, naive, rtol=1e-6, atol=1e-10)

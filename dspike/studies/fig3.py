@@ -1,0 +1,90 @@
+"""Fig. 3: Dspike's forward (Eq. 12) and backward (its derivative) for several temperatures.
+
+x is the membrane potential u with the threshold V_th = 0.5 (Eq. 11: clipped to 0 below 0 and
+to 1 above 1). Outputs in ``out_dir``: ``fig3.csv`` (x, temperature, forward, backward) and
+``fig3.png`` (left: forward, right: backward).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..io import atomic_path
+from ..surrogate import Dspike
+
+__all__ = ["curves", "main", "plot", "run"]
+
+V_TH = 0.5
+
+
+def curves(
+    temperatures: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+    points: int = 601,
+    x_range: tuple[float, float] = (-0.25, 1.25),
+) -> pd.DataFrame:
+    """Dspike(x, b) and d/dx Dspike(x, b) on ``points`` values of x, for each temperature b."""
+    x = torch.linspace(*x_range, points, dtype=torch.float64)
+    frames = []
+    for b in temperatures:
+        s = Dspike(b)
+        frames.append(pd.DataFrame({"x": x.numpy(), "temperature": float(b),
+                                    "forward": s.primitive(x - V_TH).numpy(),
+                                    "backward": s.grad(x - V_TH).numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot(data: pd.DataFrame, path: str | Path) -> Path:
+    """Fig. 3's layout: forward (left) and backward (right), one line per temperature."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (fwd, bwd) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    for b, part in data.groupby("temperature"):
+        fwd.plot(part["x"], part["forward"], label=f"b = {b:g}")
+        bwd.plot(part["x"], part["backward"], label=f"b = {b:g}")
+    fwd.set(title="Dspike forward", xlabel="membrane potential u", ylabel="Dspike(u)")
+    bwd.set(title="Dspike backward", xlabel="membrane potential u", ylabel="dDspike/du")
+    for ax in (fwd, bwd):
+        ax.axvline(V_TH, color="grey", lw=0.8, ls=":")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def run(
+    out_dir: str | Path,
+    temperatures: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+    points: int = 601,
+) -> pd.DataFrame:
+    """Compute the curves, write ``fig3.csv`` and ``fig3.png``; return the curves."""
+    data = curves(temperatures, points)
+    out = Path(out_dir)
+    with atomic_path(out / "fig3.csv") as tmp:
+        data.to_csv(tmp, index=False)
+    plot(data, out / "fig3.png")
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
+    p = argparse.ArgumentParser(prog="python -m dspike.studies.fig3", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0, 8.0])
+    p.add_argument("--points", type=int, default=601)
+    a = p.parse_args(argv)
+    return run(a.out, a.temperatures, a.points)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The toy studies at tiny scale: FDG training, Fig. 2, Table 1, Fig. 3 and their CLIs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from dspike.fdg import fdg
+from dspike.studies import fig2, fig3, table1
+from dspike.studies.toy_training import evaluate, make_toy, train_toy
+from dspike.surrogate import Rectangular
+
+
+def _blobs(n: int, classes: int = 3, size: int = 10, seed: int = 0) -> TensorDataset:
+    """Class c: a bright 3x3 square at position c on a noisy background."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    x = 0.3 * torch.randn(n, 1, size, size, generator=g)
+    for i, c in enumerate(y.tolist()):
+        x[i, 0, 1 + 3 * c : 4 + 3 * c, 1 + 3 * c : 4 + 3 * c] += 2.0
+    return TensorDataset(x, y)
+
+
+def test_fdg_training_decreases_loss() -> None:
+    data = _blobs(96)
+    model = make_toy("snn", Rectangular(1.0), 3, (1, 10, 10), num_classes=3, seed=0)
+    seen = []
+
+    def check(it) -> None:
+        if it.iteration == 0:
+            expected = fdg(it.model, None, it.inputs, it.targets, 0.1)
+            seen.append(torch.equal(it.model.conv1.weight.grad, expected))
+
+    history = train_toy(model, data, 4, batch_size=32, lr=0.05, gradient="fdg", eps=0.1,
+                        callback=check)
+    assert seen == [True] * 4
+    assert history["loss"].iloc[-1] < 0.7 * history["loss"].iloc[0]
+    assert evaluate(model, _blobs(48, seed=1)) > 60.0
+
+
+def test_fig2_small(tmp_path: Path) -> None:
+    curves = fig2.run(_blobs(64), tmp_path, epochs=2, iterations=2, epsilons=(0.1, 0.001),
+                      batch_size=32, lr=0.05, time_steps=2, num_classes=3)
+    assert len(curves) == 2 * 2 * 2 and set(curves["n"]) == {2}
+    assert {"mode", "epoch", "eps", "cos_mean", "cos_std", "n"} <= set(curves.columns)
+    ann = curves[(curves["mode"] == "ann") & (curves["eps"] == 0.001)]
+    assert (ann["cos_mean"] > 0.99).all()  # Experiment I
+    assert curves["cos_mean"].between(-1, 1).all()
+    for name in ("fig2.csv", "fig2_iterations.csv", "fig2.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "fig2.csv"), curves, check_dtype=False)
+
+
+def test_table1_small(tmp_path: Path) -> None:
+    table = table1.run(_blobs(64), _blobs(30, seed=1), tmp_path, epochs=1, epsilons=(0.1, 0.5),
+                       batch_size=32, time_steps=2, num_classes=3,
+                       reported={"rectangular": 94.9, "0.1": 90.0})
+    assert list(table["gradient"]) == ["rectangular", "fdg", "fdg"]
+    assert math.isnan(table["eps"].iloc[0]) and list(table["eps"].iloc[1:]) == [0.1, 0.5]
+    assert table["test_acc"].between(0, 100).all()
+    md = (tmp_path / "table1.md").read_text()
+    assert "94.9" in md and "90.0" in md and "Best FDG ε here" in md
+    assert len(pd.read_csv(tmp_path / "table1.csv")) == 3
+
+
+def test_fig3(tmp_path: Path) -> None:
+    data = fig3.run(tmp_path, temperatures=(0.5, 2.0, 8.0), points=301)
+    assert (tmp_path / "fig3.png").stat().st_size > 0
+    peaks = []
+    for _, part in data.groupby("temperature"):
+        x, fwd, bwd = (torch.tensor(part[c].to_numpy()) for c in ("x", "forward", "backward"))
+        assert fwd[x <= 0].eq(0).all() and fwd[x >= 1].eq(1).all()
+        assert (fwd.diff() >= 0).all()
+        inside = (x >= 0) & (x <= 1)
+        assert torch.trapezoid(bwd[inside], x[inside]).item() == pytest.approx(1.0, abs=0.02)
+        peaks.append(bwd.max().item())
+    assert peaks == sorted(peaks)  # a higher temperature gives a sharper gradient
+
+
+@pytest.mark.parametrize("module", [fig2, table1, fig3])
+def test_cli_help(module, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "usage: python -m dspike.studies." in capsys.readouterr().out
+
+
+def test_table1_cli_on_bundled_mnist(tmp_path: Path) -> None:
+    data = pytest.importorskip("dspike.data")
+    root = data.materialize_bundled("mnist", tmp_path / "raw")
+    table = table1.main(["--data-root", str(root), "--out", str(tmp_path / "out"),
+                         "--train-size", "64", "--test-size", "64", "--epochs", "1",
+                         "--epsilons", "0.1", "--batch-size", "32", "--time-steps", "2"])
+    assert len(table) == 2 and (tmp_path / "out" / "table1.md").exists()
