@@ -233,8 +233,13 @@ def _subset(dataset: Dataset, limit: int) -> Dataset:
     return Subset(dataset, sorted(pick.tolist()))
 
 
-def build_datasets(params: dict, dataset: str) -> tuple[Dataset, Dataset]:
-    """Train and test splits of ``dataset`` as ``data`` configures them (bundled or real)."""
+def build_datasets(
+    params: dict, dataset: str, info: distributed.DistInfo
+) -> tuple[Dataset, Dataset]:
+    """Train and test splits of ``dataset`` as ``data`` configures them (bundled or real).
+
+    Bundled data is written once, by rank 0, while the other processes wait.
+    """
     from dspike.data import build_dataset, materialize_bundled
 
     bundled = get(params, "data.source") == "bundled"
@@ -252,8 +257,9 @@ def build_datasets(params: dict, dataset: str) -> tuple[Dataset, Dataset]:
         root = Path(get(params, "data.root"))
         if dataset in ("cifar10", "cifar100"):
             options.update(get(params, "data.cifar"))
-    if bundled and dataset != "cifar10dvs":
+    if bundled and dataset != "cifar10dvs" and info.is_main:
         materialize_bundled(dataset, root)
+    distributed.barrier(info)
     sets = [
         build_dataset(dataset, root, train, download=download, **options) for train in (True, False)
     ]
@@ -323,7 +329,7 @@ def write_outputs(
 # --- the stage ---------------------------------------------------------------------------------
 
 
-def _tracker(params: dict, dataset: str, run: str, seed: int, stage: str, digest: str):
+def _tracker(dataset: str, run: str, seed: int, stage: str, digest: str):
     from .tracking import MLflowTracker
 
     prov = provenance()
@@ -362,9 +368,9 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     config.run.checkpoint = str(checkpoint_dir / "last.pt")
     with named_by_params(params, stage, epsilon):
         model = build_network(config)
-    train_set, test_set = build_datasets(params, dataset)
-    tracker = _tracker(params, dataset, run, seed, stage, digest) if info.is_main else None
-    result = fit(config, model, train_set, test_set, tracker=tracker)
+        train_set, test_set = build_datasets(params, dataset, info)
+        tracker = _tracker(dataset, run, seed, stage, digest) if info.is_main else None
+        result = fit(config, model, train_set, test_set, tracker=tracker)
     if info.is_main:
         meta = {
             "stage": stage,

@@ -48,7 +48,7 @@ from .checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .factory import build_optimizer, build_scheduler
 from .tracker import NullTracker, Tracker
 
@@ -135,9 +135,9 @@ class _Trainer:
         self.tracker: Tracker = tracker if tracker is not None and info.is_main else NullTracker()
         run = config.run
         if config.data.batch_size % info.world_size:
-            raise ValueError(
-                f"data.batch_size {config.data.batch_size} is not divisible by the "
-                f"{info.world_size} processes"
+            raise ConfigError(
+                "data.batch_size",
+                f"{config.data.batch_size} is not divisible by the {info.world_size} processes",
             )
         self.batch = config.data.batch_size // info.world_size
         self.bf16 = run.bf16 and info.device.type == "cuda"
