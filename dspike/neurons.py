@@ -5,8 +5,8 @@
     u(t)     = u_pre(t) * (1 - y(t)),  u(0) = 0
 
 :func:`lif` is the pure function; its backward pass is written by hand so that the whole
-time loop stores one tensor (``v = u_pre - V_th`` per step) instead of an autograd graph of
-``5 T`` small ops. :func:`lif_reference` is the same recurrence built from :func:`spike`
+time loop stores one tensor (``u_pre`` per step) instead of an autograd graph of ``5 T``
+small ops. :func:`lif_reference` is the same recurrence built from :func:`spike`
 with plain autograd, kept as the ground truth the tests compare against.
 :class:`LIF` is the thin module: it holds the constants and optionally records firing rates.
 """
@@ -22,6 +22,14 @@ __all__ = ["LIF", "lif", "lif_reference"]
 
 
 class _LIFFunction(torch.autograd.Function):
+    """Eq. 1-2 over all T steps as one autograd node.
+
+    Forward keeps only ``u_pre`` per step (3 ops a step). Backward evaluates everything that
+    does not depend on the recurrence for all T at once, leaving one fused multiply-add per
+    step: with ``a(t) = dL/dy(t) * sg(t)`` and ``r(t) = tau * du(t)/du_pre(t)``,
+    ``dL/dc(t) = a(t) + r(t) * dL/dc(t+1)``.
+    """
+
     @staticmethod
     def forward(  # type: ignore[override]
         ctx,
@@ -31,37 +39,33 @@ class _LIFFunction(torch.autograd.Function):
         surrogate: Surrogate,
         detach_reset: bool,
     ) -> torch.Tensor:
-        spikes = torch.empty_like(c)
-        v_all = torch.empty_like(c) if ctx.needs_input_grad[0] else None
-        u = torch.zeros_like(c[0])
+        u_pre = torch.empty_like(c)
+        u = None
         for t in range(c.shape[0]):
-            u_pre = u.mul(tau).add_(c[t]) if t else c[0].clone()
-            v = u_pre - v_threshold
-            y = spikes[t]
-            torch.gt(v, 0, out=y)
-            if v_all is not None:
-                v_all[t] = v
-            u = u_pre.mul_(1.0 - y)
-        if v_all is not None:
-            ctx.save_for_backward(v_all)
+            if u is None:
+                u_pre[t] = c[t]
+            else:
+                torch.add(c[t], u, alpha=tau, out=u_pre[t])
+            u = u_pre[t].masked_fill(u_pre[t] > v_threshold, 0.0)
+        spikes = (u_pre > v_threshold).to(c.dtype)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(u_pre)
         ctx.constants = (tau, v_threshold, surrogate, detach_reset)
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
-        (v_all,) = ctx.saved_tensors
+        (u_pre,) = ctx.saved_tensors
         tau, v_threshold, surrogate, detach_reset = ctx.constants
-        grad_c = torch.empty_like(v_all)
-        grad_u = torch.zeros_like(v_all[0])  # dL/du(t), flowing back from u_pre(t+1)
-        for t in range(v_all.shape[0] - 1, -1, -1):
-            v = v_all[t]
-            sg = surrogate.grad(v)
-            not_fired = (v <= 0).to(v.dtype)
-            # u(t) = u_pre * (1 - y): du/du_pre = (1 - y) - u_pre * sg (the reset's own gradient)
-            du_dupre = not_fired if detach_reset else not_fired - (v + v_threshold) * sg
-            g = grad_spikes[t] * sg + grad_u * du_dupre
-            grad_c[t] = g
-            grad_u = g * tau
+        v = u_pre - v_threshold
+        sg = surrogate.grad(v)
+        not_fired = (v <= 0).to(v.dtype)
+        # u(t) = u_pre * (1 - y): du/du_pre = (1 - y) - u_pre * sg, the reset's own gradient.
+        carry = not_fired if detach_reset else not_fired.sub_(u_pre * sg)
+        carry.mul_(tau)
+        grad_c = sg.mul_(grad_spikes)
+        for t in range(grad_c.shape[0] - 2, -1, -1):
+            grad_c[t].addcmul_(carry[t], grad_c[t + 1])
         return grad_c, None, None, None, None
 
 
