@@ -78,6 +78,7 @@ FIELDS = {
     "model.v_threshold": "neuron.v_threshold",
     "model.detach_reset": "neuron.detach_reset",
     "model.alpha": "tdbn.alpha",
+    "model.alpha_residual": "tdbn.alpha_residual",
     "model.tdbn_form": "tdbn.form",
     "surrogate.name": "@surrogate",
     "surrogate.temperature": "dspike.b0",

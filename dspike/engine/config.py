@@ -55,6 +55,7 @@ class ModelConfig:
     tau: float = 0.25
     v_threshold: float = 0.5
     alpha: float = 1.0
+    alpha_residual: float = 0.7071067811865476  # tdBN: 1/sqrt(2) where branches add
     tdbn_form: str = "scale"
     detach_reset: bool = False
     init: str = ""

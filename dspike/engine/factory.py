@@ -45,6 +45,7 @@ def build_network(cfg: TrainConfig) -> SpikingNet:
         tau=m.tau,
         v_threshold=m.v_threshold,
         alpha=m.alpha,
+        alpha_residual=m.alpha_residual,
         tdbn_form=m.tdbn_form,
         detach_reset=m.detach_reset,
         **m.arch,

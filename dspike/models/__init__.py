@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ def build_model(
     tau: float = 0.25,
     v_threshold: float = 0.5,
     alpha: float = 1.0,
+    alpha_residual: float = 1 / math.sqrt(2),
     tdbn_form: str = "scale",
     detach_reset: bool = False,
     **kwargs: Any,
@@ -58,6 +60,7 @@ def build_model(
         tau=tau,
         v_threshold=v_threshold,
         alpha=alpha,
+        alpha_residual=alpha_residual,
         tdbn_form=tdbn_form,
         detach_reset=detach_reset,
     )
