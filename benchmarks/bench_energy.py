@@ -59,7 +59,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--time-steps", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=9)
     a = p.parse_args()
     torch.manual_seed(0)
     model = build_model("resnet18", 10, mode="snn", time_steps=a.time_steps, width=a.width)

@@ -209,9 +209,13 @@ class ActivityReport:
 
 
 class _InputCounter:
-    """Forward pre-hook accumulating, on the input's device, its nonzero count and whether
-    every input so far was binary: in [0, 1] and summing to its nonzero count (up to float
-    rounding), which holds only if every nonzero value is exactly 1."""
+    """Forward pre-hook accumulating, on the input's device, the input's nonzero count and
+    whether every input so far was binary: in [0, 1] and summing to its nonzero count, which
+    holds only if every nonzero value is exactly 1.
+
+    Counts are per-row float sums of ``sign(x)``, exact for rows of < 2**24 elements and
+    several times cheaper than ``torch.count_nonzero`` on CPU.
+    """
 
     def __init__(self) -> None:
         self.nonzero: torch.Tensor | int = 0
@@ -222,10 +226,13 @@ class _InputCounter:
         x = args[0]
         if not x.numel():
             return
-        nz = torch.count_nonzero(x)
+        rows = x.reshape(x.shape[0], -1) if x.dim() > 1 else x.reshape(1, -1)
+        if rows.shape[1] >= 2**24:
+            rows = rows.reshape(-1, 2**12)  # numel too large for exact float row sums
+        counts = rows.sign().abs_().sum(1)
         lo, hi = torch.aminmax(x)
-        binary = (lo >= 0) & (hi <= 1) & ((nz - x.sum()).abs() <= 1e-6 * nz)
-        self.nonzero = self.nonzero + nz
+        binary = (lo >= 0) & (hi <= 1) & torch.eq(rows.sum(1), counts).all()
+        self.nonzero = self.nonzero + counts.sum(dtype=torch.int64)
         self.binary = binary & self.binary
         self.numel += x.numel()
 

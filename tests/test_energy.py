@@ -148,3 +148,12 @@ def test_report_files_and_table3_units(tmp_path):
     _, md = write_table3(df, tmp_path)
     assert "1.03J" in md.read_text() and "SI prefix" in md.read_text()
     assert format_count(5120) == "5.12K" and format_energy(2.0) == "2 J"
+
+
+def test_input_counts_are_exact_for_graded_and_negative_inputs():
+    model = nn.Sequential(nn.Linear(4, 2), nn.Linear(2, 1))
+    act = measure_activity(model, [torch.tensor([[0.0, -2.0, 0.5, 1.0], [0.0, 0.0, 1.0, 1.0]])])
+    first = act.inputs["0"]
+    assert (first.nonzero, first.numel, first.binary) == (5, 8, False)
+    act = measure_activity(model, [torch.tensor([[0.0, 1.0, 0.0, 1.0]])])
+    assert act.inputs["0"].binary and act.inputs["0"].nonzero == 2 and act.accuracy is None
