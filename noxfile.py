@@ -49,7 +49,8 @@ def _shared_env(session: nox.Session) -> dict[str, str]:
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """Unit tests and the smoke-DAG integration test (what CI runs)."""
-    env = _shared_env(session)
+    # pytest-xdist runs 2 workers on 2 cores: one thread each, or they fight for the cores.
+    env = {**_shared_env(session), "OMP_NUM_THREADS": "1"}
     args = session.posargs or ["-q", "-n", "2", "--dist", "loadfile", "--durations=15"]
     session.run("python", "-m", "pytest", *args, env=env, external=True)
 

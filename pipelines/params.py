@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -83,9 +84,9 @@ def provenance() -> dict[str, str]:
 
     versions = {"python": platform.python_version(), "torch": torch.__version__}
     for name in ("torchvision", "dvc", "mlflow", "tonic"):
-        try:
-            versions[name] = __import__(name).__version__
-        except Exception:
+        try:  # metadata only: importing dvc or mlflow would cost seconds per stage
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
             continue
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor()
     return {
