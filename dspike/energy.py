@@ -213,8 +213,8 @@ class _InputCounter:
     whether every input so far was binary: in [0, 1] and summing to its nonzero count, which
     holds only if every nonzero value is exactly 1.
 
-    Counts are per-row float sums of ``sign(x)``, exact for rows of < 2**24 elements and
-    several times cheaper than ``torch.count_nonzero`` on CPU.
+    Counts are per-row float32 sums of ``|sign(x)|``: exact for rows of < 2**24 elements, in
+    any input dtype, and several times cheaper than ``torch.count_nonzero`` on CPU.
     """
 
     def __init__(self) -> None:
@@ -227,11 +227,14 @@ class _InputCounter:
         if not x.numel():
             return
         rows = x.reshape(x.shape[0], -1) if x.dim() > 1 else x.reshape(1, -1)
-        if rows.shape[1] >= 2**24:
-            rows = rows.reshape(-1, 2**12)  # numel too large for exact float row sums
-        counts = rows.sign().abs_().sum(1)
+        if rows.shape[1] < 2**24:
+            counts = rows.sign().abs_().sum(1, dtype=torch.float32)
+            sums = rows.sum(1, dtype=torch.float32)
+        else:  # rows too long for exact float32 counts
+            counts = torch.count_nonzero(rows, dim=1).double()
+            sums = rows.sum(1, dtype=torch.float64)
         lo, hi = torch.aminmax(x)
-        binary = (lo >= 0) & (hi <= 1) & torch.eq(rows.sum(1), counts).all()
+        binary = (lo >= 0) & (hi <= 1) & torch.eq(sums, counts).all()
         self.nonzero = self.nonzero + counts.sum(dtype=torch.int64)
         self.binary = binary & self.binary
         self.numel += x.numel()
