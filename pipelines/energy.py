@@ -16,6 +16,7 @@ import torch
 from dspike.data import make_loader
 from dspike.energy import count_macs, measure_activity, op_counts
 from dspike.energy_report import write_firing_rates
+from dspike.engine import distributed
 from dspike.engine.factory import build_network
 from dspike.io import atomic_write_text
 
@@ -37,14 +38,15 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     seed = int(get(params, "energy.seed"))
     ann_stage, snn_stage = get(params, "energy.ann_stage"), get(params, "energy.snn_stage")
     dataset = stage_settings(params, ann_stage)["dataset"]
-    _, test = build_datasets(params, dataset)
+    info = distributed.setup()
+    _, test = build_datasets(params, dataset, info)
     loader = make_loader(test, int(get(params, "train.batch_size")), train=False, workers=0)
-    ann, snn = _trained(params, ann_stage, seed), _trained(params, snn_stage, seed)
+    ann, snn = (_trained(params, s, seed).to(info.device) for s in (ann_stage, snn_stage))
     # Per-step MACs of every layer: the ANN twin has the same layers (same parameter names).
-    macs = count_macs(ann, test[0][0].unsqueeze(0))
+    macs = count_macs(ann, test[0][0].unsqueeze(0).to(info.device))
     rows = []
     for stage, model in ((ann_stage, ann), (snn_stage, snn)):
-        activity = measure_activity(model, loader)
+        activity = measure_activity(model, loader, info.device)
         ops = op_counts(macs, activity.input_rates if model.is_snn else None, model.time_steps)
         if model.is_snn:
             write_firing_rates(activity.firing_rate_frame(), "results", stem="fig4")
