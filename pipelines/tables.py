@@ -51,14 +51,21 @@ def summarise(run: str, select: str) -> dict:
 
 
 def substitute_note(dataset: str) -> str:
-    """'' for real data, else the label of the stand-in the results were measured on."""
+    """'' for the real dataset, else what the results were measured on instead."""
     if dataset == "cifar10dvs":
         path = Path(f"data/prepared/{dataset}/manifest.json")
     else:
         path = Path(f"data/manifests/{dataset}.json")
     if not path.is_file():
         return ""
-    return json.loads(path.read_text()).get("substitute") or ""
+    manifest = json.loads(path.read_text())
+    if dataset == "imagenet" and manifest.get("source") == "bundled":
+        samples = manifest.get("samples", {})
+        return (
+            f"SUBSET: bundled Imagenette (10 ImageNet classes, {samples.get('train')} "
+            f"train / {samples.get('test')} val images), not ImageNet-1k"
+        )
+    return manifest.get("substitute") or ""
 
 
 def _with_diff(df: pd.DataFrame, reported: str = "paper") -> pd.DataFrame:
@@ -133,6 +140,7 @@ def table4(reported: dict, select: str) -> pd.DataFrame:
                 "paper": row["acc"],
                 **{"ours": None, "ours_std": None, "n": 0, **ours},
                 "note": "not run (data.imagenet.root is empty)" if skipped else "",
+                "data": substitute_note("imagenet") if "stage" in row else "",
             }
         )
     return _with_diff(pd.DataFrame(rows))
@@ -191,7 +199,8 @@ def to_markdown(df: pd.DataFrame) -> str:
             df = df.drop(columns=std)
     if "diff" in df:
         df["diff"] = [_fmt(d) for d in df["diff"]]
-    df = df.fillna("")
+    df = df.astype(object).where(df.notna(), "")
+    df = df.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
     head = "| " + " | ".join(map(str, df.columns)) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
