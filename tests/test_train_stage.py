@@ -15,7 +15,7 @@ from pipelines.train import build_config, main
 
 PARAMS = {
     "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False},
-    "tdbn": {"alpha": 1.0, "form": "scale"},
+    "tdbn": {"alpha": 1.0, "alpha_residual": 0.7071067811865476, "form": "scale"},
     "dspike": {"b0": 1.0, "delta_b": 0.2},
     "fdg": {"epsilon": 0.1, "batch_size": 8},
     "data": {"source": "bundled", "download": False, "root": "data/raw", "prepared": "prep",
