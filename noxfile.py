@@ -19,6 +19,7 @@ nox.options.reuse_venv = "yes"
 
 ROOT = Path(__file__).parent
 SHARED_ENV = ROOT / ".nox" / "dspike-env"
+PYTHON = str(SHARED_ENV / "bin" / "python")
 QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "1",
@@ -28,10 +29,15 @@ QUIET_ENV = {
 
 
 def _shared_env(session: nox.Session) -> dict[str, str]:
-    """Create (or reuse) the shared torch environment; return the env to run commands in."""
+    """Create (or reuse) the shared torch environment; return the env to run commands in.
+
+    Commands must be started as ``PYTHON`` (the env's interpreter by full path): nox resolves
+    a bare ``python`` on its own PATH, not on the ``env`` it is given, and would pick up
+    whatever interpreter CI's machine has first.
+    """
     stamp = SHARED_ENV / ".pyproject.sha256"
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    python = SHARED_ENV / "bin" / "python"
+    python = Path(PYTHON)
     if not python.exists():
         session.run(sys.executable, "-m", "venv", str(SHARED_ENV), external=True)
     if not stamp.exists() or stamp.read_text() != wanted:
@@ -52,14 +58,14 @@ def tests(session: nox.Session) -> None:
     # pytest-xdist runs 2 workers on 2 cores: one thread each, or they fight for the cores.
     env = {**_shared_env(session), "OMP_NUM_THREADS": "1"}
     args = session.posargs or ["-q", "-n", "2", "--dist", "loadfile", "--durations=15"]
-    session.run("python", "-m", "pytest", *args, env=env, external=True)
+    session.run(PYTHON, "-m", "pytest", *args, env=env, external=True)
 
 
 @nox.session(venv_backend="none")
 def smoke(session: nox.Session) -> None:
     """The whole DVC pipeline at smoke scale on bundled real data, in ``.smoke/``."""
     env = _shared_env(session)
-    session.run("python", "-m", "pipelines.smoke", *session.posargs, env=env, external=True)
+    session.run(PYTHON, "-m", "pipelines.smoke", *session.posargs, env=env, external=True)
 
 
 @nox.session(venv_backend="none")
@@ -68,7 +74,7 @@ def bench(session: nox.Session) -> None:
     env = _shared_env(session)
     scripts = session.posargs or sorted(str(p) for p in (ROOT / "benchmarks").glob("bench_*.py"))
     for script in scripts:
-        session.run("python", script, env=env, external=True)
+        session.run(PYTHON, script, env=env, external=True)
 
 
 @nox.session
