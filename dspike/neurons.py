@@ -105,7 +105,9 @@ class LIF(nn.Module):
 
     Input is ``[T, B, ...]``, or ``[T*B, ...]`` when ``time_steps`` is set (the layout the
     networks use: stateless layers run on time folded into the batch). With ``record_rate``
-    on, the module accumulates its spike count and neuron-step count (Fig. 4).
+    on, the module accumulates its spike count and neuron-step count (Fig. 4). The count stays
+    a float64 tensor on the spikes' device: summing in float64 is exact for any spike dtype
+    (a float16 sum overflows at 65504) and needs no host synchronisation per call.
     """
 
     def __init__(
@@ -125,11 +127,16 @@ class LIF(nn.Module):
         self.detach_reset = detach_reset
         self.time_steps = time_steps
         self.record_rate = False
-        self.spike_count = 0.0
+        self._spike_count: torch.Tensor | None = None
         self.neuron_steps = 0
 
     def reset_rate(self) -> None:
-        self.spike_count, self.neuron_steps = 0.0, 0
+        self._spike_count, self.neuron_steps = None, 0
+
+    @property
+    def spike_count(self) -> float:
+        """Spikes emitted since the last :meth:`reset_rate` (synchronises with the device)."""
+        return 0.0 if self._spike_count is None else float(self._spike_count)
 
     @property
     def firing_rate(self) -> float:
@@ -141,7 +148,8 @@ class LIF(nn.Module):
         c = x.unflatten(0, (self.time_steps, -1)) if folded else x
         y = lif(c, self.tau, self.v_threshold, self.surrogate, self.detach_reset)
         if self.record_rate:
-            self.spike_count += float(y.detach().sum())
+            total = y.detach().sum(dtype=torch.float64)
+            self._spike_count = total if self._spike_count is None else self._spike_count + total
             self.neuron_steps += y.numel()
         return y.flatten(0, 1) if folded else y
 

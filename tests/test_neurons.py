@@ -68,6 +68,17 @@ def test_firing_rate_recording():
     assert m.firing_rate == 0.0
 
 
+def test_firing_rate_exact_beyond_half_precision_range():
+    """70,000 spikes in float16 overflow a float16 sum (max 65504); the count must stay exact."""
+    m = LIF(tau=0.0, v_threshold=0.5)
+    m.record_rate = True
+    x = torch.ones(1, 70_000, dtype=torch.float16)
+    m(x)
+    m(torch.zeros(1, 70_000, dtype=torch.float16))
+    assert m.spike_count == 70_000.0
+    assert m.firing_rate == pytest.approx(0.5)
+
+
 def test_bad_tau():
     with pytest.raises(ValueError, match="tau"):
         LIF(tau=1.5)
