@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .energy import E_AC, E_MAC, ActivityReport, energy
-from .io import atomic_path, atomic_write_text
+from .io import atomic_write_text, save_figure
 
 __all__ = [
     "TABLE3_COLUMNS",
@@ -76,9 +76,7 @@ def write_firing_rates(df: pd.DataFrame, out_dir: str | Path, stem: str = "firin
     ax.set_ylim(0, max(0.05, float(df["firing_rate"].max()) * 1.15) if len(df) else 1)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
+    save_figure(fig, png_path)
     return csv_path, png_path
 
 

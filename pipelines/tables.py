@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from dspike.io import atomic_path, atomic_write_text
+from dspike.io import atomic_write_text, save_figure
 
 from .cli import stage_main
 from .params import get, params_hash, provenance
@@ -180,9 +180,7 @@ def fig5(out: Path) -> pd.DataFrame:
     ax.set_title("Fig. 5: Dspike temperature on CIFAR10-DVS")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, dpi=120)
     return pd.concat([df.assign(seed=s) for s, df in curves.items()], ignore_index=True)
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from torch.utils.data import Dataset
 
 from ..fdg import FIRST_LAYER, cosine_similarity, fdg
-from ..io import atomic_path
+from ..io import atomic_path, save_figure
 from ..surrogate import Rectangular
 from .toy_training import Iteration, load_split, make_toy, sample_shape, train_toy
 
@@ -92,10 +92,7 @@ def plot(curves: pd.DataFrame, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:

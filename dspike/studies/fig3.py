@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..io import atomic_path
+from ..io import atomic_path, save_figure
 from ..surrogate import Dspike
 
 __all__ = ["curves", "main", "plot", "run"]
@@ -56,10 +56,7 @@ def plot(data: pd.DataFrame, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def run(
