@@ -9,25 +9,87 @@ time loop stores one tensor (``u_pre`` per step) instead of an autograd graph of
 small ops. :func:`lif_reference` is the same recurrence built from :func:`spike`
 with plain autograd, kept as the ground truth the tests compare against.
 :class:`LIF` is the thin module: it holds the constants and optionally records firing rates.
+
+Two backends compute the same node: ``"eager"`` (default) loops over T with ATen ops;
+``"compiled"`` fuses each pass into one torch.compile kernel (:mod:`dspike._lif_fused`), at
+the cost of a compile of some seconds on first use. :func:`set_lif_backend` switches a model.
 """
 
 from __future__ import annotations
 
+from typing import Literal, cast, get_args
+
 import torch
 from torch import nn
 
-from .surrogate import Dspike, Surrogate, spike
+from . import _lif_fused
+from .surrogate import Dspike, FunctionalSurrogate, Surrogate, spike
 
-__all__ = ["LIF", "lif", "lif_reference"]
+__all__ = [
+    "LIF",
+    "LIF_BACKENDS",
+    "LIFBackend",
+    "check_backend",
+    "lif",
+    "lif_reference",
+    "set_lif_backend",
+]
+
+
+LIFBackend = Literal["eager", "compiled"]
+LIF_BACKENDS: tuple[str, ...] = get_args(LIFBackend)
+
+
+def check_backend(backend: str, name: str = "backend") -> LIFBackend:
+    """``backend`` if it is a LIF backend, else a ValueError naming the argument ``name``."""
+    if backend not in LIF_BACKENDS:
+        raise ValueError(f"{name} must be one of {LIF_BACKENDS}, got {backend!r}")
+    return cast(LIFBackend, backend)
+
+
+def _eager_forward(
+    c: torch.Tensor, tau: float, v_threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes and ``u_pre`` of Eq. 1-2: per step one add, one compare, one select."""
+    u_pre = torch.empty_like(c)
+    fired = torch.empty_like(c, dtype=torch.bool)
+    u_pre[0].copy_(c[0])
+    torch.gt(u_pre[0], v_threshold, out=fired[0])
+    for t in range(1, c.shape[0]):
+        u = torch.where(fired[t - 1], 0.0, u_pre[t - 1])
+        torch.add(c[t], u, alpha=tau, out=u_pre[t])
+        torch.gt(u_pre[t], v_threshold, out=fired[t])
+    return fired.to(c.dtype), u_pre
+
+
+def _eager_backward(
+    grad_spikes: torch.Tensor,
+    u_pre: torch.Tensor,
+    tau: float,
+    v_threshold: float,
+    surrogate: Surrogate,
+    detach_reset: bool,
+) -> torch.Tensor:
+    """Everything off the recurrence for all T at once, then one multiply-add per step."""
+    v = u_pre - v_threshold
+    sg = surrogate.grad(v)
+    not_fired = (v <= 0).to(v.dtype)
+    # u(t) = u_pre * (1 - y): du/du_pre = (1 - y) - u_pre * sg, the reset's own gradient.
+    carry = not_fired if detach_reset else not_fired.addcmul_(u_pre, sg, value=-1)
+    carry.mul_(tau)
+    grad_c = sg.mul_(grad_spikes)
+    for t in range(grad_c.shape[0] - 2, -1, -1):
+        grad_c[t].addcmul_(carry[t], grad_c[t + 1])
+    return grad_c
 
 
 class _LIFFunction(torch.autograd.Function):
-    """Eq. 1-2 over all T steps as one autograd node.
+    """Eq. 1-2 over all T steps as one autograd node; saves only ``u_pre``.
 
-    Forward keeps only ``u_pre`` per step (3 ops a step). Backward evaluates everything that
-    does not depend on the recurrence for all T at once, leaving one fused multiply-add per
-    step: with ``a(t) = dL/dy(t) * sg(t)`` and ``r(t) = tau * du(t)/du_pre(t)``,
-    ``dL/dc(t) = a(t) + r(t) * dL/dc(t+1)``.
+    With ``a(t) = dL/dy(t) * sg(t)`` and ``r(t) = tau * du(t)/du_pre(t)`` the backward is the
+    reverse recurrence ``dL/dc(t) = a(t) + r(t) * dL/dc(t+1)``. ``eager`` evaluates everything
+    off the recurrence for all T at once; ``compiled`` runs both passes as fused kernels
+    (:mod:`dspike._lif_fused`).
     """
 
     @staticmethod
@@ -38,35 +100,34 @@ class _LIFFunction(torch.autograd.Function):
         v_threshold: float,
         surrogate: Surrogate,
         detach_reset: bool,
+        backend: LIFBackend,
     ) -> torch.Tensor:
-        u_pre = torch.empty_like(c)
-        u = None
-        for t in range(c.shape[0]):
-            if u is None:
-                u_pre[t] = c[t]
-            else:
-                torch.add(c[t], u, alpha=tau, out=u_pre[t])
-            u = u_pre[t].masked_fill(u_pre[t] > v_threshold, 0.0)
-        spikes = (u_pre > v_threshold).to(c.dtype)
+        if backend == "compiled":
+            spikes, u_pre = _lif_fused.lif_forward(c, tau, v_threshold)
+        else:
+            spikes, u_pre = _eager_forward(c, tau, v_threshold)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(u_pre)
-        ctx.constants = (tau, v_threshold, surrogate, detach_reset)
+        ctx.constants = (tau, v_threshold, surrogate, detach_reset, backend)
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
         (u_pre,) = ctx.saved_tensors
-        tau, v_threshold, surrogate, detach_reset = ctx.constants
-        v = u_pre - v_threshold
-        sg = surrogate.grad(v)
-        not_fired = (v <= 0).to(v.dtype)
-        # u(t) = u_pre * (1 - y): du/du_pre = (1 - y) - u_pre * sg, the reset's own gradient.
-        carry = not_fired if detach_reset else not_fired.sub_(u_pre * sg)
-        carry.mul_(tau)
-        grad_c = sg.mul_(grad_spikes)
-        for t in range(grad_c.shape[0] - 2, -1, -1):
-            grad_c[t].addcmul_(carry[t], grad_c[t + 1])
-        return grad_c, None, None, None, None
+        tau, v_threshold, surrogate, detach_reset, backend = ctx.constants
+        if backend == "compiled":
+            grad_c = _lif_fused.lif_backward(
+                grad_spikes,
+                u_pre,
+                tau,
+                v_threshold,
+                surrogate.grad_function,
+                surrogate.grad_params(),
+                detach_reset,
+            )
+        else:
+            grad_c = _eager_backward(grad_spikes, u_pre, tau, v_threshold, surrogate, detach_reset)
+        return grad_c, None, None, None, None, None
 
 
 def lif(
@@ -75,9 +136,20 @@ def lif(
     v_threshold: float = 0.5,
     surrogate: Surrogate | None = None,
     detach_reset: bool = False,
+    backend: LIFBackend = "eager",
 ) -> torch.Tensor:
-    """Spikes of LIF neurons driven by input currents ``c`` of shape ``[T, ...]`` (Eq. 1-2)."""
-    return _LIFFunction.apply(c, tau, v_threshold, surrogate or Dspike(), detach_reset)
+    """Spikes of LIF neurons driven by input currents ``c`` of shape ``[T, ...]`` (Eq. 1-2).
+
+    ``backend="compiled"`` runs fused torch.compile kernels (first call compiles, seconds);
+    it needs a :class:`~dspike.surrogate.FunctionalSurrogate` (every built-in one is).
+    """
+    surrogate = surrogate or Dspike()
+    if check_backend(backend) == "compiled" and not isinstance(surrogate, FunctionalSurrogate):
+        raise TypeError(
+            f"backend='compiled' needs a surrogate with grad_function and grad_params, "
+            f"got {surrogate!r}"
+        )
+    return _LIFFunction.apply(c, tau, v_threshold, surrogate, detach_reset, backend)
 
 
 def lif_reference(
@@ -117,6 +189,7 @@ class LIF(nn.Module):
         surrogate: Surrogate | None = None,
         detach_reset: bool = False,
         time_steps: int | None = None,
+        backend: LIFBackend = "eager",
     ) -> None:
         super().__init__()
         if not 0.0 <= tau <= 1.0:
@@ -126,9 +199,19 @@ class LIF(nn.Module):
         self.surrogate = surrogate if surrogate is not None else Dspike()
         self.detach_reset = detach_reset
         self.time_steps = time_steps
+        self.backend = backend
         self.record_rate = False
         self._spike_count: torch.Tensor | None = None
         self.neuron_steps = 0
+
+    @property
+    def backend(self) -> LIFBackend:
+        """``"eager"`` or ``"compiled"`` (see :func:`lif`)."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: LIFBackend) -> None:
+        self._backend = check_backend(value)
 
     def reset_rate(self) -> None:
         self._spike_count, self.neuron_steps = None, 0
@@ -146,7 +229,7 @@ class LIF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         folded = self.time_steps is not None
         c = x.unflatten(0, (self.time_steps, -1)) if folded else x
-        y = lif(c, self.tau, self.v_threshold, self.surrogate, self.detach_reset)
+        y = lif(c, self.tau, self.v_threshold, self.surrogate, self.detach_reset, self.backend)
         if self.record_rate:
             total = y.detach().sum(dtype=torch.float64)
             self._spike_count = total if self._spike_count is None else self._spike_count + total
@@ -156,5 +239,15 @@ class LIF(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"tau={self.tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, "
-            f"detach_reset={self.detach_reset}, time_steps={self.time_steps}"
+            f"detach_reset={self.detach_reset}, time_steps={self.time_steps}, "
+            f"backend={self.backend!r}"
         )
+
+
+def set_lif_backend(model: nn.Module, backend: LIFBackend) -> int:
+    """Set ``backend`` on every LIF of ``model``; returns how many LIF modules there are."""
+    check_backend(backend)
+    lifs = [m for m in model.modules() if isinstance(m, LIF)]
+    for m in lifs:
+        m.backend = backend
+    return len(lifs)

@@ -7,23 +7,37 @@ A surrogate is a plain object with two methods of ``v = u_pre - V_th``:
 
 :func:`spike` returns the Heaviside step forward and ``surrogate.grad(v)`` backward,
 saving only ``v``. The LIF neuron (:mod:`dspike.neurons`) calls ``grad`` the same way.
+
+The built-in surrogates are also :class:`FunctionalSurrogate`: each formula is one pure
+function (:func:`rectangular_grad`, :func:`triangular_grad`, :func:`dspike_grad`) whose
+parameters may be floats or 0-d tensors, and ``grad(v)`` is that function applied to
+``grad_params()``. The compiled LIF backend passes the parameters as tensors, so a new Dspike
+temperature (Algorithm 1, every epoch) is new data for the compiled kernel, not a recompile.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 
 __all__ = [
     "Dspike",
+    "FunctionalSurrogate",
     "Rectangular",
     "Surrogate",
     "Triangular",
     "build_surrogate",
+    "dspike_grad",
+    "rectangular_grad",
     "spike",
+    "triangular_grad",
 ]
+
+Param = float | torch.Tensor
+GradFunction = Callable[..., torch.Tensor]
 
 
 @runtime_checkable
@@ -33,6 +47,38 @@ class Surrogate(Protocol):
     def grad(self, v: torch.Tensor) -> torch.Tensor: ...
 
     def primitive(self, v: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class FunctionalSurrogate(Surrogate, Protocol):
+    """A surrogate whose ``grad(v)`` is ``grad_function(v, *grad_params())``."""
+
+    grad_function: ClassVar[GradFunction]
+
+    def grad_params(self) -> tuple[float, ...]: ...
+
+
+def _tanh(x: Param) -> Param:
+    return torch.tanh(x) if isinstance(x, torch.Tensor) else math.tanh(x)
+
+
+def rectangular_grad(v: torch.Tensor, width: Param) -> torch.Tensor:
+    """Eq. (7): ``1/a`` where ``|v| < a/2``, else 0."""
+    return (v.abs() < width / 2).to(v.dtype) / width
+
+
+def triangular_grad(v: torch.Tensor, gamma: Param, v_threshold: Param) -> torch.Tensor:
+    """Eq. (8) in ``v = u - V_th``: ``gamma * max(0, 1 - |v| / V_th)``."""
+    return gamma * (1.0 - v.abs() / v_threshold).clamp(min=0.0)
+
+
+def dspike_grad(v: torch.Tensor, temperature: Param) -> torch.Tensor:
+    """Eq. (12)'s derivative: ``b (1 - tanh(b v)^2) / (2 tanh(b/2))`` for ``|v| <= 0.5``."""
+    b = temperature
+    k = b / (2.0 * _tanh(b / 2.0))
+    t = torch.tanh(v * b)
+    g = t.mul_(t).sub_(1.0).mul_(-k)  # k * (1 - tanh(b v)^2), in place: hot in backward
+    return g.masked_fill_(v.abs() > 0.5, 0.0)
 
 
 def _positive(name: str, value: float) -> float:
@@ -48,11 +94,16 @@ class Rectangular:
     With ``V_th = 0.5`` and ``a = 1`` this is the straight-through estimator on [0, 1].
     """
 
+    grad_function: ClassVar[GradFunction] = staticmethod(rectangular_grad)
+
     def __init__(self, width: float = 1.0) -> None:
         self.width = _positive("width", width)
 
+    def grad_params(self) -> tuple[float, ...]:
+        return (self.width,)
+
     def grad(self, v: torch.Tensor) -> torch.Tensor:
-        return (v.abs() < self.width / 2).to(v.dtype) / self.width
+        return rectangular_grad(v, self.width)
 
     def primitive(self, v: torch.Tensor) -> torch.Tensor:
         return (v / self.width + 0.5).clamp(0.0, 1.0)
@@ -68,12 +119,17 @@ class Triangular:
     ``|v| < V_th``.
     """
 
+    grad_function: ClassVar[GradFunction] = staticmethod(triangular_grad)
+
     def __init__(self, gamma: float = 1.0, v_threshold: float = 0.5) -> None:
         self.gamma = _positive("gamma", gamma)
         self.v_threshold = _positive("v_threshold", v_threshold)
 
+    def grad_params(self) -> tuple[float, ...]:
+        return (self.gamma, self.v_threshold)
+
     def grad(self, v: torch.Tensor) -> torch.Tensor:
-        return self.gamma * (1.0 - v.abs() / self.v_threshold).clamp(min=0.0)
+        return triangular_grad(v, self.gamma, self.v_threshold)
 
     def primitive(self, v: torch.Tensor) -> torch.Tensor:
         z = (v / self.v_threshold).clamp(-1.0, 1.0)
@@ -99,6 +155,8 @@ class Dspike:
     every epoch.
     """
 
+    grad_function: ClassVar[GradFunction] = staticmethod(dspike_grad)
+
     def __init__(self, temperature: float = 1.0) -> None:
         self.temperature = temperature
 
@@ -110,12 +168,11 @@ class Dspike:
     def temperature(self, value: float) -> None:
         self._temperature = _positive("Dspike temperature", value)
 
+    def grad_params(self) -> tuple[float, ...]:
+        return (self._temperature,)
+
     def grad(self, v: torch.Tensor) -> torch.Tensor:
-        b = self._temperature
-        k = b / (2.0 * math.tanh(b / 2.0))
-        t = torch.tanh(v * b)
-        g = t.mul_(t).sub_(1.0).mul_(-k)  # k * (1 - tanh(b v)^2), in place: hot in backward
-        return g.masked_fill_(v.abs() > 0.5, 0.0)
+        return dspike_grad(v, self._temperature)
 
     def primitive(self, v: torch.Tensor) -> torch.Tensor:
         b = self._temperature

@@ -1,9 +1,12 @@
-"""LIF (Eq. 1-2) against hand-computed sequences and its autograd reference."""
+"""LIF (Eq. 1-2) against hand-computed sequences and its autograd reference, both backends."""
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch._dynamo.utils import counters
 
-from dspike.neurons import LIF, lif, lif_reference
+from dspike import build_model
+from dspike.neurons import LIF, lif, lif_reference, set_lif_backend
 from dspike.surrogate import Dspike, Rectangular, Triangular
 
 
@@ -82,3 +85,120 @@ def test_firing_rate_exact_beyond_half_precision_range():
 def test_bad_tau():
     with pytest.raises(ValueError, match="tau"):
         LIF(tau=1.5)
+
+
+def test_backend_names_are_checked():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        LIF(backend="jit")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        lif(torch.zeros(2, 3), backend="fused")
+    with pytest.raises(ValueError, match="lif_backend must be one of"):
+        build_model("toy_cnn", 10, lif_backend="triton")
+    m = LIF()
+    with pytest.raises(ValueError, match="backend"):
+        m.backend = "Compiled"
+    assert m.backend == "eager"
+
+
+def test_set_lif_backend_reaches_every_lif():
+    model = build_model("resnet18", 10, time_steps=2, width=4)
+    assert {m.backend for m in model.modules() if isinstance(m, LIF)} == {"eager"}
+    n = set_lif_backend(model, "compiled")
+    lifs = [m for m in model.modules() if isinstance(m, LIF)]
+    assert n == len(lifs) > 10
+    assert {m.backend for m in lifs} == {"compiled"}
+    assert build_model("toy_cnn", 10, lif_backend="compiled").spec.lif_backend == "compiled"
+
+
+def test_compiled_backend_needs_functional_surrogate():
+    class Plain:
+        def grad(self, v):
+            return torch.ones_like(v)
+
+        def primitive(self, v):
+            return v
+
+    with pytest.raises(TypeError, match="grad_function and grad_params"):
+        lif(torch.zeros(2, 3), surrogate=Plain(), backend="compiled")
+
+
+# The compiled backend: every test below uses [T=7, N=33] float64 inputs with tau=0.3 and
+# V_th=0.45, so one forward graph serves them all and one backward graph per surrogate formula
+# (detach_reset is data, not a specialisation) serves every float64 test.
+TAU, VTH = 0.3, 0.45
+
+
+def _currents(seed: int = 0, n: int = 11, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    torch.manual_seed(seed)
+    return (torch.randn(7, 3, n, dtype=torch.float64) * 0.6 + 0.3).to(dtype).requires_grad_()
+
+
+def _graphs() -> int:
+    return counters["stats"]["unique_graphs"]
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize(
+    "sg", [Rectangular(width=0.8), Triangular(gamma=1.5, v_threshold=0.45), Dspike(0.7)], ids=repr
+)
+def test_compiled_backend_equals_autograd_reference(sg, detach_reset):
+    c = _currents()
+    y = lif(c, TAU, VTH, sg, detach_reset, backend="compiled")
+    y_ref, _ = lif_reference(c, TAU, VTH, sg, detach_reset)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
+    up = torch.randn_like(y)
+    (g,) = torch.autograd.grad(y, c, up)
+    (g_ref,) = torch.autograd.grad(y_ref, c, up)
+    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.compile
+def test_compiled_temperature_and_shape_changes_do_not_recompile():
+    """Algorithm 1 sets a new b every epoch; networks have many LIF sizes: neither recompiles."""
+    sg = Dspike(0.7)
+    c = _currents()
+    lif(c, TAU, VTH, sg, backend="compiled").sum().backward()  # compile (or reuse) once
+    before = _graphs()
+    grads = []
+    for b, n in [(0.7, 11), (2.5, 11), (2.5, 17), (0.3, 5)]:
+        sg.temperature = b
+        c = _currents(seed=1, n=n)
+        up = torch.randn(c.shape, dtype=c.dtype)
+        (g,) = torch.autograd.grad(lif(c, TAU, VTH, sg, backend="compiled"), c, up)
+        (g_ref,) = torch.autograd.grad(lif_reference(c, TAU, VTH, sg)[0], c, up)
+        torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+        grads.append(g)
+    assert not torch.equal(grads[0], grads[1])  # the new temperature reached the kernel
+    assert _graphs() == before
+
+
+@pytest.mark.compile
+def test_compiled_network_step_equals_eager():
+    """A ResNet-18 step (19 LIFs of 9 sizes) compiles at most one forward and one backward."""
+    torch.manual_seed(0)
+    eager = build_model("resnet18", 10, time_steps=7, width=4).double()
+    compiled = build_model("resnet18", 10, time_steps=7, width=4, lif_backend="compiled").double()
+    compiled.load_state_dict(eager.state_dict())
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    before = _graphs()
+    for model in (eager, compiled):
+        F.cross_entropy(model(x), torch.tensor([1, 2])).backward()
+    assert _graphs() - before <= 2
+    for (name, p), q in zip(eager.named_parameters(), compiled.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-9, atol=1e-12, msg=name)
+
+
+@pytest.mark.compile
+def test_compiled_bfloat16_equals_eager():
+    """Autocast hands LIF bf16 conv outputs; the kernels round as eager does."""
+    c = _currents(n=257, dtype=torch.bfloat16)
+    up = torch.randn(c.shape).bfloat16()
+    outs = {}
+    for backend in ("eager", "compiled"):
+        y = lif(c, TAU, VTH, Dspike(0.7), backend=backend)
+        outs[backend] = (y, *torch.autograd.grad(y, c, up))
+    (y, g), (y_c, g_c) = outs["eager"], outs["compiled"]
+    assert y_c.dtype == g_c.dtype == torch.bfloat16
+    torch.testing.assert_close(y_c, y, rtol=0, atol=0)
+    torch.testing.assert_close(g_c.float(), g.float(), rtol=0.02, atol=0.02)

@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from dspike.surrogate import Dspike, Rectangular, Triangular, build_surrogate, spike
+from dspike.surrogate import (
+    Dspike,
+    FunctionalSurrogate,
+    Rectangular,
+    Triangular,
+    build_surrogate,
+    spike,
+)
 
 SURROGATES = [
     Rectangular(),
@@ -86,3 +93,12 @@ def test_build_surrogate_by_name():
     assert isinstance(build_surrogate("dspike", temperature=2.0), Dspike)
     with pytest.raises(ValueError, match="unknown surrogate 'sigmoid'"):
         build_surrogate("sigmoid")
+
+
+@pytest.mark.parametrize("sg", SURROGATES, ids=repr)
+def test_functional_form_takes_tensor_parameters(sg):
+    """The compiled LIF calls the same formula with its parameters as 0-d tensors."""
+    assert isinstance(sg, FunctionalSurrogate)
+    v = _grid()
+    params = [torch.tensor(p, dtype=torch.float64) for p in sg.grad_params()]
+    torch.testing.assert_close(sg.grad_function(v, *params), sg.grad(v), rtol=1e-14, atol=1e-14)

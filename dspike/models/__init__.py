@@ -44,12 +44,14 @@ def build_model(
     alpha_residual: float = 1 / math.sqrt(2),
     tdbn_form: str = "scale",
     detach_reset: bool = False,
+    lif_backend: str = "eager",
     **kwargs: Any,
 ) -> SpikingNet:
     """Build ``name`` as an SNN (``mode="snn"``) or its ANN twin (``mode="ann"``).
 
-    Extra keyword arguments go to the architecture (e.g. ``width``, ``image_size``,
-    ``in_channels``, ``head``).
+    ``lif_backend`` (``"eager"`` or ``"compiled"``) is how every LIF runs
+    (:func:`dspike.neurons.lif`). Extra keyword arguments go to the architecture (e.g.
+    ``width``, ``image_size``, ``in_channels``, ``head``).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
@@ -63,6 +65,7 @@ def build_model(
         alpha_residual=alpha_residual,
         tdbn_form=tdbn_form,
         detach_reset=detach_reset,
+        lif_backend=lif_backend,
     )
     if surrogate is not None:
         spec_kw["surrogate"] = surrogate

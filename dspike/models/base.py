@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..neurons import LIF
+from ..neurons import LIF, LIFBackend, check_backend
 from ..norm import TdBatchNorm2d
 from ..surrogate import Dspike, Surrogate
 
@@ -40,10 +40,13 @@ class NeuronSpec:
     # tdBN's alpha for the two BNs that meet at a residual addition (Zheng et al.: 1/sqrt 2).
     alpha_residual: float = 1 / math.sqrt(2)
     tdbn_form: Literal["scale", "init"] = "scale"
+    # How every LIF runs (dspike.neurons.lif); set_lif_backend changes it on a built model.
+    lif_backend: LIFBackend = "eager"
 
     def __post_init__(self) -> None:
         if self.mode not in ("snn", "ann"):
             raise ValueError(f"mode must be 'snn' or 'ann', got {self.mode!r}")
+        check_backend(self.lif_backend, "lif_backend")
 
 
 class SpikingNet(nn.Module):
@@ -72,7 +75,9 @@ class SpikingNet(nn.Module):
         s = self.spec
         if not self.is_snn:
             return nn.ReLU(inplace=True)
-        return LIF(s.tau, s.v_threshold, s.surrogate, s.detach_reset, self.time_steps)
+        return LIF(
+            s.tau, s.v_threshold, s.surrogate, s.detach_reset, self.time_steps, s.lif_backend
+        )
 
     def norm(self, channels: int, residual: bool = False, dims: Literal[1, 2] = 2) -> nn.Module:
         """tdBN in the SNN, plain BN (scale 1, same parameter names) in the ANN."""
