@@ -77,6 +77,7 @@ FIELDS = {
     "model.tau": "neuron.tau",
     "model.v_threshold": "neuron.v_threshold",
     "model.detach_reset": "neuron.detach_reset",
+    "model.lif_backend": "neuron.backend",
     "model.alpha": "tdbn.alpha",
     "model.alpha_residual": "tdbn.alpha_residual",
     "model.tdbn_form": "tdbn.form",

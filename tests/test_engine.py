@@ -38,6 +38,7 @@ def _one_thread():
         ("optim", {"schedule": "step"}, "optim.schedule"),
         ("run", {"select": "median"}, "run.select"),
         ("model", {"init": "/no/such/file.pt"}, "model.init"),
+        ("model", {"lif_backend": "triton"}, "model.lif_backend"),
     ],
 )
 def test_bad_config_names_the_key(group, values, key):

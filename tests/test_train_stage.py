@@ -14,7 +14,7 @@ from dspike.engine import PLOT_COLUMNS
 from pipelines.train import build_config, main
 
 PARAMS = {
-    "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False},
+    "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False, "backend": "eager"},
     "tdbn": {"alpha": 1.0, "alpha_residual": 0.7071067811865476, "form": "scale"},
     "dspike": {"b0": 1.0, "delta_b": 0.2},
     "fdg": {"epsilon": 0.1, "batch_size": 8},

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import MODELS
+from ..neurons import LIF_BACKENDS
 
 __all__ = [
     "SCHEDULES",
@@ -58,6 +59,7 @@ class ModelConfig:
     alpha_residual: float = 0.7071067811865476  # tdBN: 1/sqrt(2) where branches add
     tdbn_form: str = "scale"
     detach_reset: bool = False
+    lif_backend: str = "eager"  # "compiled": fused torch.compile LIF kernels
     init: str = ""
 
 
@@ -132,6 +134,7 @@ class TrainConfig:
         _number("model.v_threshold", m.v_threshold, positive=True)
         _number("model.alpha", m.alpha, positive=True)
         _choice("model.tdbn_form", m.tdbn_form, ("scale", "init"))
+        _choice("model.lif_backend", m.lif_backend, LIF_BACKENDS)
         if m.init and not Path(m.init).is_file():
             raise ConfigError("model.init", f"no such file {m.init!r}")
         if s.name == "fdg":

@@ -48,6 +48,7 @@ def build_network(cfg: TrainConfig) -> SpikingNet:
         alpha_residual=m.alpha_residual,
         tdbn_form=m.tdbn_form,
         detach_reset=m.detach_reset,
+        lif_backend=m.lif_backend,
         **m.arch,
     )
     if m.init:
