@@ -216,9 +216,11 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     prov = provenance()
     prov["params_hash"] = params_hash({k: v for k, v in params.items() if k != "_file"})
-    line = ", ".join(f"{k}={v}" for k, v in prov.items())
+    scale = str(get(params, "report.scale"))
+    line = f"scale={scale}; " + ", ".join(f"{k}={v}" for k, v in prov.items())
     sections = [
         "# Dspike reproduction report\n",
+        f"**Scale: {scale}.**\n",
         f"Provenance: {line}\n",
         f"Accuracies select the **{select}** epoch of each run (train.select); "
         "`ours` is mean ± std over n seeds, `diff` = ours - paper.\n",

@@ -86,7 +86,8 @@ def test_every_table_and_figure_exists_with_sane_values(smoke):
     fig5 = pd.read_csv(tables / "fig5.csv")
     assert (fig5["temperature"] > 0).all() and len(fig5) == 2 * 2  # 2 seeds x 2 epochs
     report = (ws / "results" / "REPORT.md").read_text()
-    assert "Provenance: git_commit=" in report and "## table5" in report
+    assert "**Scale: SMOKE" in report and "## table5" in report
+    assert "Provenance: scale=SMOKE" in report and "git_commit=" in report
 
 
 def test_mlflow_holds_one_run_per_training_stage(smoke):
