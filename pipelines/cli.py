@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .params import ParamsError, load_params
 
-__all__ = ["stage_main"]
+__all__ = ["RECORD_IMPORTS", "out_dir_argument", "stage_main"]
+
+# Set to a folder, every stage writes there the project files it loaded (the tests compare them
+# with the stage's deps in dvc.yaml: a lazy import that escapes them fails the check).
+RECORD_IMPORTS = "DSPIKE_RECORD_IMPORTS"
+
+
+def out_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """``--out DIR``: where a stage writes its outputs (dvc.yaml names it)."""
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
 
 
 def stage_main(
@@ -19,12 +32,11 @@ def stage_main(
 ) -> None:
     """Parse ``--params``, load params.yaml, call ``run(params, args)``.
 
-    A bad key, a missing dataset or a bad value ends the stage with one line naming it and
-    exit status 2, instead of a traceback wall; outputs already written stay (they are
+    A bad key, a missing file or dataset (:class:`FileNotFoundError`, which
+    ``dspike.data.DatasetNotFoundError`` is) or a bad value ends the stage with one line naming
+    it and exit status 2, instead of a traceback wall; outputs already written stay (they are
     written atomically).
     """
-    from dspike.data import DatasetNotFoundError
-
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--params", default="params.yaml", help="params file (default: %(default)s)"
@@ -32,8 +44,23 @@ def stage_main(
     if add_arguments:
         add_arguments(parser)
     args = parser.parse_args(argv)
+    if os.environ.get(RECORD_IMPORTS):
+        atexit.register(_record_imports, Path(os.environ[RECORD_IMPORTS]))
     try:
         run(load_params(args.params), args)
-    except (ParamsError, DatasetNotFoundError, ValueError) as err:
+    except (ParamsError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _record_imports(folder: Path) -> None:
+    cwd = Path.cwd().resolve()
+    loaded = set()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and name.split(".")[0] in ("dspike", "pipelines"):
+            loaded.add(os.path.relpath(Path(path).resolve(), cwd))
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = os.environ.get("DVC_STAGE", Path(sys.argv[0]).stem)
+    record = {"stage": stage, "argv": sys.argv, "files": sorted(loaded)}
+    (folder / f"{stage}-{os.getpid()}.json").write_text(json.dumps(record, indent=1))

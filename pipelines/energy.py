@@ -1,8 +1,11 @@
 """Stage ``energy``: Table 3 (op counts, energy) and Fig. 4 (firing rate per LIF layer), Sec. 5.4.
 
-The ANN (``energy.ann_stage``) and the T=2 SNN (``energy.snn_stage``) of seed ``energy.seed``
-are evaluated once each over the CIFAR-10 test split with the counters on: MACs per layer from
-``torch.utils.flop_counter``, input spike rates and firing rates from the same pass.
+    python -m pipelines.energy --ann ANN.pt --snn SNN.pt --out DIR
+
+The ANN (``--ann``, trained by ``energy.ann_stage``) and the T=2 SNN (``--snn``, by
+``energy.snn_stage``) are evaluated once each over the CIFAR-10 test split with the counters on:
+MACs per layer from ``torch.utils.flop_counter``, input spike rates and firing rates from the
+same pass. Writes ``DIR/table3_ours.csv`` and Fig. 4 as ``DIR/fig4.csv`` and ``DIR/fig4.png``.
 """
 
 from __future__ import annotations
@@ -22,15 +25,13 @@ from dspike.io import atomic_write_text
 
 from .cli import stage_main
 from .params import get
-from .train import build_config, build_datasets, stage_settings
-
-OUT = Path("results/energy")
+from .training import build_config, build_datasets, stage_settings
 
 
-def _trained(params: dict, stage: str, seed: int) -> torch.nn.Module:
+def _trained(params: dict, stage: str, seed: int, weights: Path) -> torch.nn.Module:
     config = build_config(params, stage, seed)
     model = build_network(config)
-    model.load_state_dict(torch.load(f"models/{stage}/seed{seed}.pt", weights_only=True))
+    model.load_state_dict(torch.load(weights, weights_only=True))
     return model.eval()
 
 
@@ -41,7 +42,10 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     info = distributed.setup()
     _, test = build_datasets(params, dataset, info)
     loader = make_loader(test, int(get(params, "train.batch_size")), train=False, workers=0)
-    ann, snn = (_trained(params, s, seed).to(info.device) for s in (ann_stage, snn_stage))
+    ann, snn = (
+        _trained(params, stage, seed, weights).to(info.device)
+        for stage, weights in ((ann_stage, args.ann), (snn_stage, args.snn))
+    )
     # Per-step MACs of every layer: the ANN twin has the same layers (same parameter names).
     macs = count_macs(ann, test[0][0].unsqueeze(0).to(info.device))
     rows = []
@@ -49,7 +53,7 @@ def _run(params: dict, args: argparse.Namespace) -> None:
         activity = measure_activity(model, loader, info.device)
         ops = op_counts(macs, activity.input_rates if model.is_snn else None, model.time_steps)
         if model.is_snn:
-            write_firing_rates(activity.firing_rate_frame(), "results", stem="fig4")
+            write_firing_rates(activity.firing_rate_frame(), args.out, stem="fig4")
         rows.append(
             {
                 "method": f"SNN (ours, T={model.time_steps})" if model.is_snn else "ANN (ours)",
@@ -62,12 +66,18 @@ def _run(params: dict, args: argparse.Namespace) -> None:
             }
         )
     table = pd.DataFrame(rows)
-    atomic_write_text(OUT / "table3_ours.csv", table.to_csv(index=False))
+    atomic_write_text(args.out / "table3_ours.csv", table.to_csv(index=False))
     print(table.to_string(index=False))
 
 
-def main(argv=None) -> None:
-    stage_main(_run, __doc__.splitlines()[0], argv)
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ann", type=Path, required=True, help="input: the ANN's weights")
+    parser.add_argument("--snn", type=Path, required=True, help="input: the SNN's weights")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage_main(_run, __doc__.splitlines()[0], argv, _arguments)
 
 
 if __name__ == "__main__":

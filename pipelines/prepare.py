@@ -1,6 +1,8 @@
 """Stage ``prepare``: check (or write, at smoke scale) a dataset and record a small manifest.
 
-The manifest (``data/manifests/<name>.json``) is what later stages depend on, never the raw
+    python -m pipelines.prepare NAME --out data/manifests/NAME.json
+
+The manifest (``--out``; dvc.yaml names it) is what later stages depend on, never the raw
 folder: DVC then hashes a few hundred bytes, not ImageNet. With ``data.source: bundled`` the
 small real samples shipped in ``data/bundled/`` are written in the real loaders' on-disk format
 first. ImageNet with ``data.imagenet.root: ""`` records ``skipped`` so ``dvc repro`` works
@@ -19,8 +21,6 @@ from dspike.io import atomic_write_text
 from .cli import stage_main
 from .params import get
 
-MANIFEST_DIR = Path("data/manifests")
-
 
 def dataset_root(params: dict, name: str) -> Path:
     """Where ``name`` lives: ``data.imagenet.root`` for ImageNet, ``data.root`` otherwise."""
@@ -29,8 +29,8 @@ def dataset_root(params: dict, name: str) -> Path:
     )
 
 
-def prepare(params: dict, name: str) -> dict:
-    """Make sure ``name`` is readable by its real loader; return the manifest written."""
+def prepare(params: dict, name: str, out: Path) -> dict:
+    """Make sure ``name`` is readable by its real loader; write its manifest to ``out``."""
     source = get(params, "data.source")
     if source not in ("bundled", "download"):
         raise ValueError(
@@ -61,21 +61,21 @@ def prepare(params: dict, name: str) -> dict:
             "substitute": SUBSTITUTES.get(name) if source == "bundled" else None,
             "samples": sizes,
         }
-    atomic_write_text(MANIFEST_DIR / f"{name}.json", json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(out, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:
-    print(json.dumps(prepare(params, args.dataset)))
+    print(json.dumps(prepare(params, args.dataset, args.out)))
 
 
-def main(argv=None) -> None:
-    stage_main(
-        _run,
-        __doc__.splitlines()[0],
-        argv,
-        lambda p: p.add_argument("dataset", choices=["mnist", "cifar10", "cifar100", "imagenet"]),
-    )
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=["mnist", "cifar10", "cifar100", "imagenet"])
+    parser.add_argument("--out", type=Path, required=True, help="output: the manifest (.json)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage_main(_run, __doc__.splitlines()[0], argv, _arguments)
 
 
 if __name__ == "__main__":

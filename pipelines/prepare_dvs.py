@@ -1,8 +1,10 @@
 """Stage ``prepare_dvs``: CIFAR10-DVS events -> T frames resized to 48x48, cached once (Sec. 5.2).
 
+    python -m pipelines.prepare_dvs --out FRAMES_DIR --manifest data/manifests/cifar10dvs.json
+
 With ``data.source: bundled`` the recordings are SIMULATED from bundled CIFAR-10 images
-(``dspike.data.simulate_saccade``) and read back through tonic's real loader; every table
-that shows a result of them says so.
+(``dspike.data.simulate_saccade``) and read back through tonic's real loader; the manifest says
+so, and so does every table that shows a result of them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from dspike.data import SUBSTITUTES, materialize_bundled, prepare_dvs_frames
+from dspike.data import SUBSTITUTES, materialize_bundled, open_cifar10dvs, prepare_dvs_frames
+from dspike.io import atomic_write_text
 
 from .cli import stage_main
 from .params import get
@@ -22,23 +25,32 @@ FRAME_OPTIONS = ("time_steps", "size", "interpolation", "slicing", "split")
 def _run(params: dict, args: argparse.Namespace) -> None:
     root = Path(get(params, "data.root"))
     dvs = get(params, "data.dvs")
-    if get(params, "data.source") == "bundled":
+    source = get(params, "data.source")
+    if source == "bundled":
         materialize_bundled("cifar10dvs", root, n_per_class=int(dvs.get("simulated_per_class", 10)))
     elif not (root / "CIFAR10DVS").is_dir() and get(params, "data.download"):
-        from dspike.data import open_cifar10dvs
-
         open_cifar10dvs(root, download=True)
-    out = Path(get(params, "data.prepared")) / "cifar10dvs"
-    prepare_dvs_frames(root, out, **{k: dvs[k] for k in FRAME_OPTIONS if k in dvs})
-    if get(params, "data.source") == "bundled":
-        manifest = json.loads((out / "manifest.json").read_text())
-        manifest["substitute"] = SUBSTITUTES["cifar10dvs"]
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    print(f"frames cached in {out}")
+    prepare_dvs_frames(root, args.out, **{k: dvs[k] for k in FRAME_OPTIONS if k in dvs})
+    frames = json.loads((args.out / "manifest.json").read_text())
+    manifest = {
+        "name": "cifar10dvs",
+        "skipped": False,
+        "root": str(args.out),
+        "source": source,
+        "substitute": SUBSTITUTES["cifar10dvs"] if source == "bundled" else None,
+        "samples": {split: frames[split]["count"] for split in ("train", "test")},
+    }
+    atomic_write_text(args.manifest, json.dumps(manifest, indent=1) + "\n")
+    print(f"frames cached in {args.out}")
 
 
-def main(argv=None) -> None:
-    stage_main(_run, __doc__.splitlines()[0], argv)
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="output: the frame cache (dir)")
+    parser.add_argument("--manifest", type=Path, required=True, help="output: manifest (.json)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage_main(_run, __doc__.splitlines()[0], argv, _arguments)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
 """``nox -s smoke``: the whole DVC pipeline at smoke scale, in a workspace that never touches
 the repository's own ``dvc.lock``.
 
-The workspace (default ``.smoke/``) gets a copy of ``dvc.yaml``, the code the stages depend on,
-and ``params.yaml`` = ``params.yaml`` overlaid by ``params.smoke.yaml``; it is a DVC project of
-its own (``dvc init --no-scm``). Runs log to the repository's ``mlflow.db`` under experiments
-named ``smoke/<dataset>``. Running it twice: the second ``dvc repro`` does nothing.
+The workspace (default ``.smoke/``) is what a fresh clone of this checkout would hold (every file
+git tracks or would track: ``git ls-files --cached --others --exclude-standard``), with
+``params.yaml`` replaced by ``params.yaml`` overlaid with ``params.smoke.yaml``. It is a git
+repository of its own (so ``dvc exp run`` works there) and the same DVC project as the
+repository root (``.dvc/config``, ``.dvcignore``). ``dvc repro`` runs at its root; the result
+(``dvc.lock`` and the ``.gitignore`` entries DVC adds) is committed there. Runs log to the
+repository's ``mlflow.db`` under experiments named ``smoke/<dataset>``. Running it twice: the
+second ``dvc repro`` does nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import json
 import os
 import shutil
 import subprocess
@@ -21,28 +26,40 @@ import yaml
 
 from .params import REPO_ROOT, deep_merge, provenance
 
-CODE = ("dspike", "pipelines")
+# Never copied: the workspace writes its own (merged params, its own lock of its own runs).
+NOT_COPIED = {"params.yaml", "dvc.lock"}
+SYNCED = ".smoke-files.json"  # what the last sync copied: the files a later sync may delete
+_GIT_USER = ["-c", "user.name=dspike smoke", "-c", "user.email=smoke@localhost"]
 
 
-def _sync_tree(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst``, touching only files whose content differs (DVC hashes content)."""
-    wanted = set()
-    for path in src.rglob("*"):
-        if "__pycache__" in path.parts or path.is_dir():
-            continue
-        rel = path.relative_to(src)
-        wanted.add(rel)
-        target = dst / rel
-        if not target.exists() or not filecmp.cmp(path, target, shallow=False):
+def project_files(root: Path = REPO_ROOT) -> list[str]:
+    """Every file of the checkout a fresh clone would hold, plus new files git would add."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise SystemExit(f"error: the smoke workspace copies a git checkout: {err}") from None
+    names = {name for name in out.decode().split("\0") if name}
+    return sorted(n for n in names - NOT_COPIED if (root / n).is_file())
+
+
+def _sync(files: list[str], src: Path, dst: Path) -> None:
+    """Copy ``files`` to ``dst``, touching only those whose content differs (DVC hashes content);
+    delete what the previous sync copied and the project no longer has."""
+    record = dst / SYNCED
+    before = set(json.loads(record.read_text())) if record.is_file() else set()
+    for name in files:
+        source, target = src / name, dst / name
+        if not target.is_file() or not filecmp.cmp(source, target, shallow=False):
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-    for path in dst.rglob("*"):
-        if (
-            path.is_file()
-            and "__pycache__" not in path.parts
-            and path.relative_to(dst) not in wanted
-        ):
-            path.unlink()
+            shutil.copy2(source, target)
+    for name in sorted(before - set(files)):
+        (dst / name).unlink(missing_ok=True)
+    record.write_text(json.dumps(files))
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -50,20 +67,35 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
+def _git(workspace: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["git", *_GIT_USER, "-c", "commit.gpgsign=false", *args],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def commit_workspace(workspace: Path, message: str) -> None:
+    """Commit everything git does not ignore in the workspace, if anything changed."""
+    _git(workspace, "add", "-A")
+    if _git(workspace, "status", "--porcelain").stdout.strip():
+        _git(workspace, "commit", "-q", "-m", message)
+
+
 def prepare_workspace(workspace: Path, overlay: Path) -> Path:
     """Create or refresh the smoke workspace; returns it."""
     workspace.mkdir(parents=True, exist_ok=True)
-    for name in CODE:
-        _sync_tree(REPO_ROOT / name, workspace / name)
-    _write_if_changed(workspace / "dvc.yaml", (REPO_ROOT / "dvc.yaml").read_text())
+    _sync(project_files(), REPO_ROOT, workspace)
     base = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     merged = deep_merge(base, yaml.safe_load(overlay.read_text()))
     header = f"# GENERATED by pipelines.smoke from params.yaml + {overlay.name}; do not edit.\n"
     _write_if_changed(workspace / "params.yaml", header + yaml.safe_dump(merged, sort_keys=False))
-    _write_if_changed(workspace / ".dvcignore", "checkpoints/\nmlruns/\n")
-    if not (workspace / ".dvc").is_dir():
-        subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=workspace, check=True)
-        subprocess.run(["dvc", "config", "core.analytics", "false"], cwd=workspace, check=True)
+    if not (workspace / ".git").is_dir():
+        _git(workspace, "init", "-q", "-b", "main")
+        _write_if_changed(workspace / ".git" / "info" / "exclude", f"/{SYNCED}\n")
+    commit_workspace(workspace, f"smoke workspace of {provenance()['git_commit'][:12]}")
     return workspace
 
 
@@ -72,7 +104,6 @@ def smoke_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{REPO_ROOT / 'mlflow.db'}")
     env.setdefault("DSPIKE_EXPERIMENT_PREFIX", "smoke/")
-    env.setdefault("DSPIKE_BUNDLED_DIR", str(REPO_ROOT / "data" / "bundled"))
     env.setdefault("DSPIKE_GIT_COMMIT", provenance()["git_commit"])
     env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", DVC_NO_ANALYTICS="1")
     return env
@@ -88,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     result = subprocess.run(["dvc", "repro", *args.targets], cwd=workspace, env=smoke_env())
     if result.returncode:
         sys.exit(result.returncode)
-    report = workspace / "results" / "REPORT.md"
+    commit_workspace(workspace, "smoke: dvc repro")
+    report = workspace / "results" / "report" / "REPORT.md"
     if report.is_file():
         print(report.read_text())
         print(f"\nSmoke report (smoke scale, not paper scale): {report}")

@@ -11,8 +11,6 @@ from dspike.data import build_dataset, materialize_bundled
 
 from .params import get
 
-OUT = Path("results/studies")
-
 
 def _first(dataset: Dataset, n: int) -> Dataset:
     """A fixed (seed 0) random subset of ``n`` samples; 0 keeps everything."""

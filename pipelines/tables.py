@@ -1,4 +1,11 @@
-"""Stage ``tables``: Tables 1-5, Fig. 5 and ``results/REPORT.md``, the paper's numbers beside ours.
+"""Stage ``tables``: Tables 1-5, Fig. 5 and ``REPORT.md``, the paper's numbers beside ours.
+
+    python -m pipelines.tables --metrics DIR --plots DIR --results DIR --manifests DIR --out DIR
+
+reads every training run's ``<metrics>/<run>/seed*.json``, the DVS runs' per-epoch
+``<plots>/dvs_snn_t10/seed*.csv``, the studies' and energy outputs under ``--results``
+(``table1/``, ``fig2/``, ``fig3/``, ``energy/``) and the data manifests; writes
+``<out>/REPORT.md``, ``<out>/tables/*.{csv,md}`` and ``<out>/fig5.png``.
 
 Every row carries the paper's reported value (``pipelines/paper_reported.yaml``), ours as
 mean ± std over the seeds that ran (n), and the difference. Results on substitute data (the
@@ -9,19 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from dspike.energy_report import table3_rows
 from dspike.io import atomic_write_text, save_figure
 
 from .cli import stage_main
 from .params import get, params_hash, provenance
 
 REPORTED = Path(__file__).with_name("paper_reported.yaml")
-OUT = Path("results/tables")
 DATASET_OF = {"cifar10": "cifar10", "cifar100": "cifar100", "cifar10dvs": "cifar10dvs"}
 
 
@@ -29,10 +37,10 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "" if x is None or pd.isna(x) else f"{x:.{digits}f}"
 
 
-def load_runs(run: str, select: str) -> list[dict]:
-    """Metrics JSON of every seed of ``run`` that was not skipped."""
+def load_runs(metrics: Path, run: str, select: str) -> list[dict]:
+    """Metrics JSON of every seed of ``run`` (under ``metrics``) that was not skipped."""
     out = []
-    for path in sorted(Path("metrics", run).glob("seed*.json")):
+    for path in sorted((metrics / run).glob("seed*.json")):
         m = json.loads(path.read_text())
         if not m.get("skipped"):
             m["acc"] = m["best_acc" if select == "best" else "final_acc"]
@@ -40,9 +48,9 @@ def load_runs(run: str, select: str) -> list[dict]:
     return out
 
 
-def summarise(run: str, select: str) -> dict:
+def summarise(metrics: Path, run: str, select: str) -> dict:
     """ours (mean), std (None when n < 2), n for one run name."""
-    accs = [m["acc"] for m in load_runs(run, select)]
+    accs = [m["acc"] for m in load_runs(metrics, run, select)]
     return {
         "ours": statistics.fmean(accs) if accs else None,
         "ours_std": statistics.stdev(accs) if len(accs) > 1 else None,
@@ -50,12 +58,9 @@ def summarise(run: str, select: str) -> dict:
     }
 
 
-def substitute_note(dataset: str) -> str:
+def substitute_note(manifests: Path, dataset: str) -> str:
     """'' for the real dataset, else what the results were measured on instead."""
-    if dataset == "cifar10dvs":
-        path = Path(f"data/prepared/{dataset}/manifest.json")
-    else:
-        path = Path(f"data/manifests/{dataset}.json")
+    path = manifests / f"{dataset}.json"
     if not path.is_file():
         return ""
     manifest = json.loads(path.read_text())
@@ -73,12 +78,12 @@ def _with_diff(df: pd.DataFrame, reported: str = "paper") -> pd.DataFrame:
     return df
 
 
-def table2(reported: dict, select: str) -> dict[str, pd.DataFrame]:
+def table2(reported: dict, select: str, inputs: argparse.Namespace) -> dict[str, pd.DataFrame]:
     tables = {}
     for key, rows in reported["table2"].items():
         out = []
         for row in rows:
-            ours = summarise(row["stage"], select) if "stage" in row else {}
+            ours = summarise(inputs.metrics, row["stage"], select) if "stage" in row else {}
             dataset = key if key in DATASET_OF else "cifar10"
             out.append(
                 {
@@ -89,15 +94,15 @@ def table2(reported: dict, select: str) -> dict[str, pd.DataFrame]:
                     "paper": row["acc"],
                     "paper_std": row.get("std"),
                     **{"ours": None, "ours_std": None, "n": 0, **ours},
-                    "data": substitute_note(dataset) if "stage" in row else "",
+                    "data": substitute_note(inputs.manifests, dataset) if "stage" in row else "",
                 }
             )
         tables[f"table2_{key}"] = _with_diff(pd.DataFrame(out))
     return tables
 
 
-def table1(reported: dict) -> pd.DataFrame:
-    path = Path("results/studies/table1.csv")
+def table1(reported: dict, inputs: argparse.Namespace) -> pd.DataFrame:
+    path = inputs.results / "table1" / "table1.csv"
     ours = pd.read_csv(path)
     rep = reported["table1"]
     paper = [
@@ -108,11 +113,9 @@ def table1(reported: dict) -> pd.DataFrame:
     return _with_diff(df.rename(columns={"test_acc": "ours"}))
 
 
-def table3(reported: dict, params: dict) -> pd.DataFrame:
+def table3(reported: dict, params: dict, inputs: argparse.Namespace) -> pd.DataFrame:
     """Paper rows then ours, energy recomputed from op counts in correct units (Sec. 5.4)."""
-    from dspike.energy_report import table3_rows
-
-    ours = pd.read_csv("results/energy/table3_ours.csv").to_dict("records")
+    ours = pd.read_csv(inputs.results / "energy" / "table3_ours.csv").to_dict("records")
     paper = [
         {
             "method": r["method"],
@@ -129,10 +132,10 @@ def table3(reported: dict, params: dict) -> pd.DataFrame:
     return table3_rows(paper, ours, e_mac, e_ac)
 
 
-def table4(reported: dict, select: str) -> pd.DataFrame:
+def table4(reported: dict, select: str, inputs: argparse.Namespace) -> pd.DataFrame:
     rows = []
     for row in reported["table4"]:
-        ours = summarise(row["stage"], select) if "stage" in row else {}
+        ours = summarise(inputs.metrics, row["stage"], select) if "stage" in row else {}
         skipped = "stage" in row and not ours.get("n")
         rows.append(
             {
@@ -140,38 +143,40 @@ def table4(reported: dict, select: str) -> pd.DataFrame:
                 "paper": row["acc"],
                 **{"ours": None, "ours_std": None, "n": 0, **ours},
                 "note": "not run (data.imagenet.root is empty)" if skipped else "",
-                "data": substitute_note("imagenet") if "stage" in row else "",
+                "data": substitute_note(inputs.manifests, "imagenet") if "stage" in row else "",
             }
         )
     return _with_diff(pd.DataFrame(rows))
 
 
-def table5(reported: dict, params: dict, select: str) -> pd.DataFrame:
+def table5(
+    reported: dict, params: dict, select: str, inputs: argparse.Namespace
+) -> pd.DataFrame:
     rows = []
     for dataset in get(params, "ablation.datasets"):
         for eps in get(params, "ablation.epsilons"):
             paper = reported["table5"].get(dataset, {}).get(eps)
-            ours = summarise(f"{dataset}_snn_t6_eps{eps}", select)
+            ours = summarise(inputs.metrics, f"{dataset}_snn_t6_eps{eps}", select)
             rows.append(
                 {
                     "dataset": dataset,
                     "eps": eps,
                     "paper": paper,
                     **ours,
-                    "data": substitute_note(dataset),
+                    "data": substitute_note(inputs.manifests, dataset),
                 }
             )
     return _with_diff(pd.DataFrame(rows))
 
 
-def fig5(out: Path) -> pd.DataFrame:
+def fig5(plots: Path, out: Path) -> pd.DataFrame:
     """Temperature b per epoch on CIFAR10-DVS, one line per seed (Sec. 5.6)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {p.stem: pd.read_csv(p) for p in sorted(Path("plots/dvs_snn_t10").glob("seed*.csv"))}
+    curves = {p.stem: pd.read_csv(p) for p in sorted((plots / "dvs_snn_t10").glob("seed*.csv"))}
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for seed, df in curves.items():
         ax.plot(df["epoch"], df["temperature"], marker="o", ms=3, label=seed)
@@ -208,12 +213,11 @@ def to_markdown(df: pd.DataFrame) -> str:
 def _run(params: dict, args: argparse.Namespace) -> None:
     reported = yaml.safe_load(REPORTED.read_text())
     select = get(params, "train.select")
-    tables = {"table1": table1(reported), **table2(reported, select)}
-    tables["table3"] = table3(reported, params)
-    tables["table4"] = table4(reported, select)
-    tables["table5"] = table5(reported, params, select)
-    tables["fig5"] = fig5(Path("results/fig5.png"))
-    OUT.mkdir(parents=True, exist_ok=True)
+    tables = {"table1": table1(reported, args), **table2(reported, select, args)}
+    tables["table3"] = table3(reported, params, args)
+    tables["table4"] = table4(reported, select, args)
+    tables["table5"] = table5(reported, params, select, args)
+    tables["fig5"] = fig5(args.plots, args.out / "fig5.png")
     prov = provenance()
     prov["params_hash"] = params_hash({k: v for k, v in params.items() if k != "_file"})
     scale = str(get(params, "report.scale"))
@@ -226,18 +230,30 @@ def _run(params: dict, args: argparse.Namespace) -> None:
         "`ours` is mean ± std over n seeds, `diff` = ours - paper.\n",
     ]
     for name, df in tables.items():
-        df.to_csv(OUT / f"{name}.csv", index=False)
+        atomic_write_text(args.out / "tables" / f"{name}.csv", df.to_csv(index=False))
         md = to_markdown(df)
-        atomic_write_text(OUT / f"{name}.md", f"{md}\n_{line}_\n")
+        atomic_write_text(args.out / "tables" / f"{name}.md", f"{md}\n_{line}_\n")
         sections += [f"## {name}\n", md]
-    figures = ("studies/fig2", "studies/fig3", "fig4", "fig5")
-    sections += [f"![{Path(f).name}]({f}.png)\n" for f in figures]
-    atomic_write_text(Path("results/REPORT.md"), "\n".join(sections))
-    print(f"report: {Path('results/REPORT.md').resolve()}")
+    figures = [args.results / f for f in ("fig2/fig2.png", "fig3/fig3.png", "energy/fig4.png")]
+    for figure in [*figures, args.out / "fig5.png"]:
+        sections.append(f"![{figure.stem}]({os.path.relpath(figure, args.out)})\n")
+    report = args.out / "REPORT.md"
+    atomic_write_text(report, "\n".join(sections))
+    print(f"report: {report.resolve()}")
 
 
-def main(argv=None) -> None:
-    stage_main(_run, __doc__.splitlines()[0], argv)
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics", type=Path, required=True, help="input: metrics/ of the runs")
+    parser.add_argument("--plots", type=Path, required=True, help="input: plots/ of the runs")
+    parser.add_argument(
+        "--results", type=Path, required=True, help="input: table1/, fig2/, fig3/, energy/ dirs"
+    )
+    parser.add_argument("--manifests", type=Path, required=True, help="input: data manifests dir")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage_main(_run, __doc__.splitlines()[0], argv, _arguments)
 
 
 if __name__ == "__main__":

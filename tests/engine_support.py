@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from dspike.engine import (
     DataConfig,
     ModelConfig,
+    NullTracker,
     OptimConfig,
     RunConfig,
     SurrogateConfig,
@@ -59,6 +60,31 @@ def toy_data(n_train: int = 96, n_test: int = 64, seed: int = 0):
     x = torch.randn(n_train + n_test, 1, 8, 8, generator=g)
     y = (x.mean(dim=(1, 2, 3)) > 0).long()
     return TensorDataset(x[:n_train], y[:n_train]), TensorDataset(x[n_train:], y[n_train:])
+
+
+class Flipped(Dataset):
+    """``base`` (2 classes) with every label swapped once ``on`` is set: test accuracy falls."""
+
+    def __init__(self, base: Dataset, on: bool = False) -> None:
+        self.base, self.on = base, on
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        x, y = self.base[i]
+        return x, (1 - y if self.on else y)
+
+
+class FlipAfter(NullTracker):
+    """Sets ``data.on`` once epoch ``epoch``'s metrics arrive, before that epoch's checkpoint."""
+
+    def __init__(self, data: Flipped, epoch: int) -> None:
+        self.data, self.epoch = data, epoch
+
+    def log_metrics(self, metrics, step: int) -> None:
+        if step == self.epoch:
+            self.data.on = True
 
 
 def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:

@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from engine_support import assert_same_state, one_thread, replace, toy_config, toy_data
+from engine_support import (
+    FlipAfter,
+    Flipped,
+    assert_same_state,
+    one_thread,
+    replace,
+    toy_config,
+    toy_data,
+)
 from torch.utils.data import Dataset
 
 from dspike.engine import (
@@ -132,6 +140,37 @@ def test_crash_then_resume_from_last_epoch_equals_uninterrupted(tmp_path):
         fit(cfg, build_network(cfg), train, test, tracker=CrashAfter(epoch=2))
     assert load_checkpoint(cfg.run.checkpoint)["epoch"] == 1
     _same_run(fit(cfg, build_network(cfg), train, test), reference)
+
+
+def test_sigterm_then_resume_ships_the_same_best_weights(tmp_path):
+    """The best epoch (before the stop) reaches the resumed run through the checkpoint."""
+    cfg_kw = {"epochs": 4, "select": "best"}
+    train, test = toy_data()
+    flipped = Flipped(train)  # labels swap after epoch 2: epochs 3 and 4 unlearn
+    cfg = toy_config(tmp_path / "reference" / "last.pt", **cfg_kw)
+    reference = fit(cfg, build_network(cfg), flipped, test, tracker=FlipAfter(flipped, 2))
+    assert reference.best_epoch <= 2 and reference.best_state is not None
+    cfg = toy_config(tmp_path / "run" / "last.pt", **cfg_kw)
+    flipped = Flipped(train)
+    with pytest.raises(TrainingInterrupted, match="epoch 3, step 3"):
+        fit(cfg, build_network(cfg), Tripwire(flipped, at=2 * 96 + 40), test,
+            tracker=FlipAfter(flipped, 2))  # fmt: skip
+    state = load_checkpoint(cfg.run.checkpoint)
+    assert (state["epoch"], state["step"], state["best_epoch"]) == (2, 3, reference.best_epoch)
+    resumed = fit(cfg, build_network(cfg), Flipped(train, on=True), test)
+    _same_run(resumed, reference)
+    assert (resumed.best_acc, resumed.best_epoch) == (reference.best_acc, reference.best_epoch)
+    assert_same_state(resumed.best_state, reference.best_state)
+
+
+def test_select_best_does_not_resume_a_checkpoint_without_best_weights(tmp_path):
+    cfg = toy_config(tmp_path / "last.pt", epochs=2)
+    train, test = toy_data()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(cfg, build_network(cfg), train, test, tracker=CrashAfter(epoch=2))
+    best = replace(cfg, "run", select="best")
+    with pytest.raises(CheckpointError, match="no best epoch's weights"):
+        fit(best, build_network(best), train, test)
 
 
 _KILLED_RUN = """

@@ -29,10 +29,11 @@ class Recorder(NullTracker):
 
 cfg = toy_config(f"{out}/ck/last.pt", epochs=2, surrogate="dspike_adaptive")
 cfg = replace(cfg, "data", batch_size=32)  # 16 per process
+cfg = replace(cfg, "run", select="best")
 train, test = toy_data()
 result = fit(cfg, build_network(cfg), train, test, tracker=Recorder())
-torch.save({"model": result.model.state_dict(), "history": result.history},
-           f"{out}/rank{rank}.pt")
+torch.save({"model": result.model.state_dict(), "history": result.history,
+            "best": result.best_state}, f"{out}/rank{rank}.pt")
 teardown()
 """
 
@@ -51,6 +52,10 @@ def test_two_processes_average_gradients_and_rank0_alone_writes(tmp_path):
     assert ranks[0]["history"] == ranks[1]["history"]  # same b (broadcast), same metrics
     assert [row["epoch"] for row in ranks[0]["history"]] == [1, 2]
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["last.pt"]
+    # Every rank keeps the best epoch's weights; rank 0's checkpoint holds the same.
+    assert_same_state(ranks[0]["best"], ranks[1]["best"])
+    checkpoint = torch.load(tmp_path / "ck" / "last.pt", weights_only=True)
+    assert_same_state(checkpoint["best_state"], ranks[0]["best"])
     assert not (tmp_path / "tracked-rank1.jsonl").exists()
     tracked = [json.loads(line) for line in (tmp_path / "tracked-rank0.jsonl").open()]
     assert [t["step"] for t in tracked] == [1, 2]

@@ -1,19 +1,31 @@
-"""Training engine: config validation, learning on real bundled data, TIT init, Algorithm 1."""
+"""Training engine: config validation, learning on real bundled data, TIT init, Algorithm 1,
+the best epoch's weights."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from engine_support import one_thread, replace, toy_config, toy_data
+from engine_support import (
+    FlipAfter,
+    Flipped,
+    assert_same_state,
+    one_thread,
+    replace,
+    toy_config,
+    toy_data,
+)
 
-from dspike.data import build_dataset, materialize_bundled
+from dspike.data import build_dataset, make_loader, materialize_bundled
+from dspike.energy import measure_activity
 from dspike.engine import (
     ConfigError,
     ModelConfig,
     TrainConfig,
     build_network,
     fit,
+    load_checkpoint,
 )
+from dspike.engine.checkpoint import cpu_copy
 
 
 @pytest.fixture(autouse=True)
@@ -127,3 +139,73 @@ def test_bf16_on_cpu_warns_and_trains_in_float32():
     with pytest.warns(UserWarning, match="bf16"):
         result = fit(cfg, build_network(cfg), train, test)
     assert next(result.model.parameters()).dtype == torch.float32
+
+
+class Snapshots(FlipAfter):
+    """:class:`FlipAfter` that also copies ``model``'s state when each epoch's metrics arrive
+    (after that epoch's evaluation, before its checkpoint)."""
+
+    def __init__(self, model: torch.nn.Module, data: Flipped, epoch: int) -> None:
+        super().__init__(data, epoch)
+        self.model, self.states = model, []
+
+    def log_metrics(self, metrics, step: int) -> None:
+        self.states.append(cpu_copy(self.model.state_dict()))
+        super().log_metrics(metrics, step)
+
+
+def _fit_best(cfg: TrainConfig, flip_after: int):
+    """``fit`` on toy data whose training labels swap after epoch ``flip_after``."""
+    train, test = toy_data()
+    flipped, model = Flipped(train), build_network(cfg)
+    snapshots = Snapshots(model, flipped, flip_after)
+    return fit(cfg, model, flipped, test, tracker=snapshots), snapshots.states, test
+
+
+def _test_acc(cfg: TrainConfig, state: dict[str, torch.Tensor], test) -> float:
+    """Test accuracy (%) of a fresh network holding ``state``, measured as the loop does."""
+    net = build_network(cfg)
+    net.load_state_dict(state)
+    loader = make_loader(test, cfg.data.batch_size, False, workers=0)
+    report = measure_activity(net, loader, layers=[])
+    return 100.0 * float(report.correct) / float(report.samples)
+
+
+def test_select_best_keeps_the_weights_of_the_best_epoch(tmp_path):
+    """The best epoch's copy, evaluated as the loop does, gives exactly ``best_acc``."""
+    cfg = toy_config(tmp_path / "last.pt", epochs=4, select="best")
+    result, states, test = _fit_best(cfg, flip_after=2)  # later epochs unlearn
+    assert result.best_epoch <= 2 and result.final_acc < result.best_acc
+    best = result.selected_state("best")
+    assert best is result.best_state
+    assert all(v.device.type == "cpu" for v in best.values())
+    assert_same_state(best, states[result.best_epoch - 1])
+    final = result.selected_state("final")
+    assert final.keys() == best.keys()
+    assert not all(torch.equal(best[k], final[k]) for k in best)
+    assert _test_acc(cfg, best, test) == result.best_acc
+    assert _test_acc(cfg, final, test) == result.final_acc
+    assert_same_state(load_checkpoint(cfg.run.checkpoint)["best_state"], best)
+
+
+def test_best_state_holds_the_best_epochs_buffers():
+    """A tiny ResNet-19: the BN running statistics come from the best epoch too."""
+    cfg = toy_config(epochs=3, select="best", lr=0.05)
+    cfg = replace(cfg, "model", name="resnet19", arch={"width": 2, "in_channels": 1})
+    result, states, test = _fit_best(cfg, flip_after=1)
+    assert any(k.endswith("running_mean") for k in result.best_state)
+    assert_same_state(result.best_state, states[result.best_epoch - 1])
+    assert _test_acc(cfg, result.best_state, test) == result.best_acc
+
+
+def test_select_final_keeps_no_extra_weights(tmp_path):
+    train, test = toy_data()
+    cfg = toy_config(tmp_path / "last.pt")
+    result = fit(cfg, build_network(cfg), train, test)
+    assert result.best_state is None
+    assert load_checkpoint(cfg.run.checkpoint)["best_state"] is None
+    assert_same_state(result.selected_state("final"), result.model.state_dict())
+    with pytest.raises(ValueError, match="final"):
+        result.selected_state("best")
+    with pytest.raises(ValueError, match="median"):
+        result.selected_state("median")

@@ -1,22 +1,32 @@
 """The smoke DAG through real ``dvc repro`` and a real sqlite MLflow store (integration).
 
-One workspace is built for the module: every stage type runs once (data, studies, TIT chain,
-DVS, ImageNet on bundled Imagenette, Table 5 matrix, energy, tables), at a size a little below
-``params.smoke.yaml`` so CI stays within minutes.
+One workspace is built for the module, as ``nox -s smoke`` builds it: what a fresh clone of this
+checkout holds, params overlaid, a git repository and DVC project of its own. Every stage type
+runs once (data, studies, TIT chain, DVS, ImageNet on bundled Imagenette, Table 5 matrix, energy,
+tables), at a size a little below ``params.smoke.yaml`` so CI stays within minutes. Every
+subprocess runs with bytecode writing ON, as on a user's machine (CI sets
+PYTHONDONTWRITEBYTECODE=1, which would hide a dependency on ``__pycache__``).
+
+The tests share the workspace and run in file order (pytest-xdist ``--dist loadfile``); each
+one that changes the workspace puts it back.
 """
 
 from __future__ import annotations
 
+import contextlib
+import filecmp
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from pipelines.code_deps import declared_code_deps
 from pipelines.params import REPO_ROOT, deep_merge
 
 pytestmark = pytest.mark.integration
@@ -27,12 +37,36 @@ CI_OVERLAY = {
     "stages": {"cifar10_ann": {"epochs": 1}, "dvs_snn_t10": {"epochs": 2}},
     "studies": {"toy": {"train_size": 256}, "fig2": {"epochs": 2, "iterations": 2}},
 }
+UP_TO_DATE = "Data and pipelines are up to date."
+
+
+def _run(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
 def _dvc(workspace: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["dvc", *args], cwd=workspace, env=env, capture_output=True, text=True, check=False
-    )
+    return _run(["dvc", *args], workspace, env)
+
+
+def _ran(stdout: str) -> set[str]:
+    return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")}
+
+
+def _stale(workspace: Path, env: dict) -> set[str]:
+    status = _dvc(workspace, "status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    return set(json.loads(status.stdout))
+
+
+@contextlib.contextmanager
+def _touched(path: Path) -> Iterator[None]:
+    """``path`` with one comment line appended, restored byte for byte afterwards."""
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# touched by a test\n")
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +80,13 @@ def smoke(tmp_path_factory):
         **os.environ,
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
         "DSPIKE_EXPERIMENT_PREFIX": "smoke/",
+        "DSPIKE_RECORD_IMPORTS": str(tmp / "imports"),
     }
-    run = subprocess.run(
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode ON, as on a user's machine
+    run = _run(
         [sys.executable, "-m", "pipelines.smoke", "--workspace", str(workspace),
          "--overlay", str(overlay)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
+        REPO_ROOT, env,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     return workspace, env, run
@@ -59,9 +95,9 @@ def smoke(tmp_path_factory):
 def test_every_table_and_figure_exists_with_sane_values(smoke):
     ws, _, run = smoke
     assert "Smoke report" in run.stdout
-    for fig in ("studies/fig2", "studies/fig3", "fig4", "fig5"):
+    for fig in ("fig2/fig2", "fig3/fig3", "energy/fig4", "report/fig5"):
         assert (ws / "results" / f"{fig}.png").stat().st_size > 1000
-    tables = ws / "results" / "tables"
+    tables = ws / "results" / "report" / "tables"
     t2 = pd.read_csv(tables / "table2_cifar10.csv")
     ours = t2.dropna(subset=["ours"])
     assert set(ours["T"]) == {2, 4, 6}
@@ -85,9 +121,11 @@ def test_every_table_and_figure_exists_with_sane_values(smoke):
     assert t1["ours"].between(0, 100).all() and "rectangular" in set(t1["gradient"])
     fig5 = pd.read_csv(tables / "fig5.csv")
     assert (fig5["temperature"] > 0).all() and len(fig5) == 2 * 2  # 2 seeds x 2 epochs
-    report = (ws / "results" / "REPORT.md").read_text()
+    report = (ws / "results" / "report" / "REPORT.md").read_text()
     assert "**Scale: SMOKE" in report and "## table5" in report
     assert "Provenance: scale=SMOKE" in report and "git_commit=" in report
+    for link in ("../fig2/fig2.png", "../fig3/fig3.png", "../energy/fig4.png", "fig5.png"):
+        assert f"({link})" in report
 
 
 def test_mlflow_holds_one_run_per_training_stage(smoke):
@@ -110,34 +148,96 @@ def test_mlflow_holds_one_run_per_training_stage(smoke):
     for name in expected:
         run = runs[name]
         assert "test_acc" in run.data.metrics
-        assert {"git_commit", "params_hash", "stage"} <= set(run.data.tags)
+        assert {"git_commit", "params_hash", "stage", "dvc_stage"} <= set(run.data.tags)
+        assert "dvc_exp" not in run.data.tags  # a plain dvc repro is no experiment
         if "snn" in name:
             assert "temperature" in run.data.metrics
         assert json.loads((ws / "metrics" / f"{name}.json").read_text())["final_acc"] >= 0
+
+
+def test_each_stage_loaded_only_files_in_its_deps(smoke):
+    ws, env, _ = smoke
+    stages = yaml.safe_load((ws / "dvc.yaml").read_text())["stages"]
+    records = [json.loads(p.read_text()) for p in Path(env["DSPIKE_RECORD_IMPORTS"]).glob("*.json")]
+    assert {r["stage"].split("@")[0] for r in records} == set(stages)  # every stage reported
+    for record in records:
+        body = stages[record["stage"].split("@")[0]]
+        declared = declared_code_deps(body.get("do", body))
+        assert not [f for f in record["files"] if f.startswith("..")], record  # the copy's code
+        assert set(record["files"]) <= declared, (record["stage"], set(record["files"]) - declared)
 
 
 def test_second_repro_is_a_no_op(smoke):
     ws, env, _ = smoke
     out = _dvc(ws, "repro", env=env)
     assert out.returncode == 0, out.stderr
-    assert "Running stage" not in out.stdout
-    assert "didn't change" in out.stdout or "up to date" in out.stdout.lower()
+    assert not _ran(out.stdout)
+    assert _dvc(ws, "repro", "--dry", env=env).returncode == 0
 
 
-def test_changing_one_param_touches_only_the_stages_that_read_it(smoke):
+def test_bytecode_caches_of_every_module_change_no_stage(smoke):
     ws, env, _ = smoke
-    params_path = ws / "params.yaml"
-    original = params_path.read_text()
-    params = yaml.safe_load(original)
-    params["studies"]["fig3"]["temperatures"] = [1.0, 3.0]
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    modules = [
+        ".".join(p.relative_to(ws).with_suffix("").parts).removesuffix(".__init__")
+        for package in ("dspike", "pipelines")
+        for p in sorted((ws / package).rglob("*.py"))
+    ]
+    imported = _run([sys.executable, "-c", f"import {', '.join(modules)}"], ws, env)
+    assert imported.returncode == 0, imported.stderr
+    assert list((ws / "dspike" / "studies").glob("__pycache__/fig3.*.pyc"))  # written
+    status = _dvc(ws, "status", env=env)
+    assert status.returncode == 0 and UP_TO_DATE in status.stdout, status.stdout
+
+
+def test_editing_a_module_invalidates_exactly_the_stages_that_import_it(smoke):
+    ws, env, _ = smoke
+    with _touched(ws / "dspike" / "studies" / "fig3.py"):
+        assert _stale(ws, env) == {"fig3"}
+    with _touched(ws / "dspike" / "neurons.py"):
+        stale = _stale(ws, env)
+    spiking = {"fig2", "table1", "energy", "ablation@cifar10-0.05-0", "dvs_snn_t10@0"}
+    spiking |= {f"cifar10_{s}@{seed}" for s in ("snn_t6", "tit_t4", "tit_t2") for seed in (0, 1)}
+    assert spiking <= stale
+    assert not {s for s in stale if s.startswith(("fig3", "prepare", "tables"))}, stale
+    assert UP_TO_DATE in _dvc(ws, "status", env=env).stdout  # restored byte for byte
+
+
+def test_push_then_pull_into_a_fresh_clone_restores_every_output(smoke, tmp_path):
+    ws, env, _ = smoke
+    remote = tmp_path / "remote"
+    assert _dvc(ws, "remote", "add", "--local", "-d", "store", str(remote), env=env).returncode == 0
+    pushed = _dvc(ws, "push", env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    clone = tmp_path / "clone"
+    assert _run(["git", "clone", "-q", str(ws), str(clone)], tmp_path, env).returncode == 0
+    assert not (clone / "models").exists()
+    _dvc(clone, "remote", "add", "--local", "-d", "store", str(remote), env=env)
+    pulled = _dvc(clone, "pull", env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    status = _dvc(clone, "status", env=env)
+    assert status.returncode == 0 and UP_TO_DATE in status.stdout, status.stdout
+    for folder in ("models", "metrics", "plots", "results", "data/manifests"):
+        compared = filecmp.dircmp(ws / folder, clone / folder)
+        assert not (compared.left_only or compared.right_only or compared.diff_files), folder
+
+
+def test_exp_run_reruns_exactly_the_stages_that_read_the_param(smoke):
+    ws, env, _ = smoke
+    ran = _dvc(ws, "exp", "run", "-S", "stages.cifar10_t2_scratch.lr=0.02", env=env)
     try:
-        status = _dvc(ws, "status", "--json", env=env)
-        assert status.returncode == 0, status.stderr
-        assert set(json.loads(status.stdout)) == {"fig3"}
-        rerun = _dvc(ws, "repro", env=env)
-        assert rerun.returncode == 0, rerun.stderr
-        ran = {line.split("'")[1] for line in rerun.stdout.splitlines() if "Running stage" in line}
-        assert ran == {"fig3", "tables"}
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        assert _ran(ran.stdout) == {"cifar10_t2_scratch@0", "cifar10_t2_scratch@1", "tables"}
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+        experiment = client.get_experiment_by_name("smoke/cifar10")
+        runs = client.search_runs(
+            [experiment.experiment_id], "tags.stage = 'cifar10_t2_scratch'"
+        )
+        names = {r.data.tags.get("dvc_exp") for r in runs} - {None}
+        assert len(names) == 1, names  # both seeds' runs name the same DVC experiment
+        shown = _dvc(ws, "exp", "show", "--json", env=env)
+        assert names.pop() in shown.stdout
     finally:
-        params_path.write_text(original)
+        subprocess.run(["git", "reset", "-q", "--hard"], cwd=ws, check=True)
+        _dvc(ws, "checkout", "--force", env=env)

@@ -11,7 +11,8 @@ import yaml
 from engine_support import one_thread
 
 from dspike.engine import PLOT_COLUMNS
-from pipelines.train import build_config, main
+from pipelines.train import main
+from pipelines.training import build_config
 
 PARAMS = {
     "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False, "backend": "eager"},
@@ -26,16 +27,17 @@ PARAMS = {
               "max_test_samples": 160, "checkpoint_dir": "checkpoints"},
     "stages": {
         "mnist_ann": {"dataset": "mnist", "model": "toy_cnn", "mode": "ann", "time_steps": 1,
-                      "epochs": 2, "lr": 0.1, "surrogate": "none", "init": ""},
+                      "epochs": 2, "lr": 0.1, "surrogate": "none"},
         "mnist_snn": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
-                      "epochs": 1, "lr": 0.05, "surrogate": "dspike", "init": "mnist_ann"},
+                      "epochs": 1, "lr": 0.05, "surrogate": "dspike"},
         "imagenet_snn": {"dataset": "imagenet", "model": "resnet34", "mode": "snn",
-                         "time_steps": 6, "epochs": 1, "lr": 0.04, "surrogate": "dspike",
-                         "init": ""},
+                         "time_steps": 6, "epochs": 1, "lr": 0.04, "surrogate": "dspike"},
         "mnist_scratch": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
-                          "epochs": 1, "lr": 0.05, "surrogate": "dspike_adaptive", "init": ""},
+                          "epochs": 1, "lr": 0.05, "surrogate": "dspike_adaptive"},
+        "mnist_best": {"dataset": "mnist", "model": "toy_cnn", "mode": "ann", "time_steps": 1,
+                       "epochs": 3, "lr": 0.5, "surrogate": "none", "select": "best"},
         "bad_lr": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
-                   "epochs": 1, "lr": -0.1, "surrogate": "dspike", "init": ""},
+                   "epochs": 1, "lr": -0.1, "surrogate": "dspike"},
     },
 }  # fmt: skip
 
@@ -50,6 +52,16 @@ def workdir(tmp_path, monkeypatch):
         yield tmp_path
 
 
+def _argv(stage: str, seed: int, *extra: str) -> list[str]:
+    """The command line dvc.yaml gives a training stage: every output named."""
+    return [
+        stage, "--seed", str(seed), *extra,
+        "--model", f"models/{stage}/seed{seed}.pt",
+        "--metrics", f"metrics/{stage}/seed{seed}.json",
+        "--plots", f"plots/{stage}/seed{seed}.csv",
+    ]  # fmt: skip
+
+
 def _exit_message(capsys, argv: list[str]) -> str:
     with pytest.raises(SystemExit) as exit_:
         main(argv)
@@ -58,8 +70,8 @@ def _exit_message(capsys, argv: list[str]) -> str:
 
 
 def test_ann_then_snn_from_it_writes_dvc_outputs_and_an_mlflow_run(workdir):
-    main(["mnist_ann", "--seed", "0"])
-    main(["mnist_snn", "--seed", "0"])
+    main(_argv("mnist_ann", 0))
+    main(_argv("mnist_snn", 0, "--init", "models/mnist_ann/seed0.pt"))
     metrics = json.loads((workdir / "metrics/mnist_snn/seed0.json").read_text())
     assert metrics["select"] == "final" and metrics["acc"] == metrics["final_acc"]
     assert metrics["final_acc"] > 30.0  # 10 classes; one SNN epoch after two ANN epochs
@@ -67,7 +79,8 @@ def test_ann_then_snn_from_it_writes_dvc_outputs_and_an_mlflow_run(workdir):
     rows = list(csv.DictReader((workdir / "plots/mnist_snn/seed0.csv").open()))
     assert tuple(rows[0]) == PLOT_COLUMNS and len(rows) == 1
     state = torch.load(workdir / "models/mnist_snn/seed0.pt", weights_only=True)
-    snn_cfg = build_config(yaml.safe_load((workdir / "params.yaml").read_text()), "mnist_snn", 0)
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    snn_cfg = build_config(params, "mnist_snn", 0, init="models/mnist_ann/seed0.pt")
     assert state.keys() == torch.load(snn_cfg.model.init, weights_only=True).keys()
     assert not any((workdir / "checkpoints").rglob("*.pt"))  # deleted once outputs exist
 
@@ -89,7 +102,7 @@ def test_ann_then_snn_from_it_writes_dvc_outputs_and_an_mlflow_run(workdir):
 
 
 def test_imagenet_without_a_root_writes_skipped_outputs(workdir):
-    main(["imagenet_snn", "--seed", "1"])
+    main(_argv("imagenet_snn", 1))
     assert json.loads((workdir / "metrics/imagenet_snn/seed1.json").read_text())["skipped"]
     assert torch.load(workdir / "models/imagenet_snn/seed1.pt", weights_only=True) == {}
     assert (workdir / "plots/imagenet_snn/seed1.csv").read_text().strip() == ",".join(PLOT_COLUMNS)
@@ -98,12 +111,33 @@ def test_imagenet_without_a_root_writes_skipped_outputs(workdir):
 @pytest.mark.parametrize(
     ("argv", "key"),
     [
-        (["bad_lr", "--seed", "0"], "stages.bad_lr.lr"),
-        (["mnist_scratch", "--seed", "0", "--epsilon", "0"], "--epsilon"),
-        (["mnist_snn", "--seed", "7"], "stages.mnist_snn.init"),  # no ANN for seed 7 yet
-        (["no_such_stage", "--seed", "0"], "stages.no_such_stage"),
+        (_argv("bad_lr", 0), "stages.bad_lr.lr"),
+        (_argv("mnist_scratch", 0, "--epsilon", "0"), "--epsilon"),
+        (_argv("mnist_snn", 7, "--init", "models/mnist_ann/seed7.pt"), "--init"),  # no ANN yet
+        (_argv("no_such_stage", 0), "stages.no_such_stage"),
     ],
 )
 def test_bad_config_is_rejected_naming_the_key(workdir, capsys, argv, key):
     assert key in _exit_message(capsys, argv)
     assert not (workdir / "data").exists()  # rejected before any data work
+
+
+def test_select_best_ships_the_weights_of_the_epoch_it_reports(workdir):
+    """``train.select: best``: the saved weights, evaluated on the test split, give ``acc``."""
+    from dspike.data import make_loader
+    from dspike.energy import measure_activity
+    from dspike.engine import build_network, distributed
+    from pipelines.training import build_datasets
+
+    main(_argv("mnist_best", 0))
+    metrics = json.loads((workdir / "metrics/mnist_best/seed0.json").read_text())
+    assert metrics["select"] == "best" and metrics["acc"] == metrics["best_acc"]
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    config = build_config(params, "mnist_best", 0)
+    net = build_network(config)
+    net.load_state_dict(torch.load(workdir / "models/mnist_best/seed0.pt", weights_only=True))
+    _, test = build_datasets(params, "mnist", distributed.DistInfo(0, 1, 0, torch.device("cpu")))
+    report = measure_activity(net, make_loader(test, 32, False, workers=0), layers=[])
+    assert 100.0 * float(report.correct) / float(report.samples) == metrics["acc"]
+    rows = list(csv.DictReader((workdir / "plots/mnist_best/seed0.csv").open()))
+    assert float(rows[metrics["best_epoch"] - 1]["test_acc"]) == metrics["acc"]

@@ -4,7 +4,8 @@ A checkpoint is a plain dict of tensors, numbers, strings and lists, written to 
 and renamed into place (a kill never leaves half a file) and read with
 ``torch.load(weights_only=True)`` (no pickled code runs). :class:`StopSignal` turns SIGTERM (a
 cluster scheduler's notice) into a flag the training loop checks after each step, so it can
-checkpoint mid-epoch and exit.
+checkpoint mid-epoch and exit. :func:`cpu_copy` snapshots a state_dict apart from the live model
+(the best epoch's weights, which a checkpoint keeps when ``run.select`` is "best").
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import random
 import signal
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,6 +26,7 @@ from ..io import atomic_path
 __all__ = [
     "CheckpointError",
     "StopSignal",
+    "cpu_copy",
     "derive_seed",
     "get_rng_state",
     "load_checkpoint",
@@ -58,6 +61,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a dspike training checkpoint (format {FORMAT})")
     return state
+
+
+def cpu_copy(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``state`` (a state_dict): later training steps leave it as it is."""
+    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
 
 
 def derive_seed(*key: int) -> int:

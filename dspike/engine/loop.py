@@ -5,7 +5,10 @@ adaptive surrogate only; rank 0 computes, every rank gets its b); SGD over the t
 one step of the schedule; evaluation on the test split (accuracy and firing rates, Fig. 4); the
 tracker's metrics; a checkpoint. The final and the best test accuracy are both kept; tables use
 ``run.select`` ("final" by default: "best" selects on the test set, as the paper's peers do, and
-is optimistic). Accuracies are in percent.
+is optimistic). Accuracies are in percent. With "best" the loop also keeps a CPU copy of the
+weights and buffers right after the evaluation of the best epoch (:attr:`FitResult.best_state`,
+also in the checkpoint, so a resumed run has it too); :meth:`FitResult.selected_state` gives the
+weights that go with the selected accuracy. With "final" nothing extra is kept.
 
 Resume: every epoch reseeds all generators from (seed, epoch, rank) and builds its loader from
 (seed, epoch), so a run restarted from an epoch-end checkpoint replays exactly. On SIGTERM the
@@ -41,6 +44,7 @@ from . import distributed
 from .checkpoint import (
     CheckpointError,
     StopSignal,
+    cpu_copy,
     derive_seed,
     get_rng_state,
     load_checkpoint,
@@ -48,7 +52,7 @@ from .checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from .config import ConfigError, TrainConfig
+from .config import SELECTIONS, ConfigError, TrainConfig
 from .factory import build_optimizer, build_scheduler
 from .tracker import NullTracker, Tracker
 
@@ -94,12 +98,19 @@ class TrainingInterrupted(RuntimeError):
 
 @dataclass
 class FitResult:
+    """What :func:`fit` returns: the final model, one history row per epoch, the best epoch.
+
+    ``best_state`` is, with ``run.select == "best"`` only, a CPU copy of the model's state_dict
+    right after the evaluation of epoch ``best_epoch`` (test accuracy ``best_acc``); else ``None``.
+    """
+
     model: SpikingNet
     history: list[dict[str, Any]]
     best_acc: float
     best_epoch: int
     seconds: float
     run_id: str | None
+    best_state: dict[str, torch.Tensor] | None = None
 
     @property
     def final_acc(self) -> float:
@@ -108,6 +119,17 @@ class FitResult:
     @property
     def temperature(self) -> float | None:
         return self.history[-1]["temperature"]
+
+    def selected_state(self, select: str) -> dict[str, torch.Tensor]:
+        """The weights to ship for ``run.select``: the final model's ("final") or the best
+        epoch's ("best", which needs a fit run with ``run.select == "best"``)."""
+        if select not in SELECTIONS:
+            raise ValueError(f"unknown selection {select!r}; expected one of {list(SELECTIONS)}")
+        if select == "final":
+            return self.model.state_dict()
+        if self.best_state is None:
+            raise ValueError('no best-epoch weights: fit ran with run.select = "final"')
+        return self.best_state
 
 
 def fit(
@@ -140,6 +162,7 @@ class _Trainer:
                 f"{config.data.batch_size} is not divisible by the {info.world_size} processes",
             )
         self.batch = config.data.batch_size // info.world_size
+        self.keep_best = run.select == "best"
         self.bf16 = run.bf16 and info.device.type == "cuda"
         if run.bf16 and not self.bf16:
             warnings.warn("run.bf16 applies on GPUs only; training in float32", stacklevel=3)
@@ -152,6 +175,7 @@ class _Trainer:
         self.scheduler = build_scheduler(self.optimizer, config.optim, run.epochs)
         self.history: list[dict[str, Any]] = []
         self.best_acc, self.best_epoch, self.seconds, self.run_id = -1.0, 0, 0.0, None
+        self.best_state: dict[str, torch.Tensor] | None = None
         if self.state is not None:
             self._restore()
         shard = distributed.shard(test_set, info)
@@ -176,6 +200,11 @@ class _Trainer:
                 f"{path} stopped mid-epoch with {state['world_size']} processes; resume it "
                 f"with that many (got {self.info.world_size})"
             )
+        if self.keep_best and state["best_epoch"] and state.get("best_state") is None:
+            raise CheckpointError(
+                f"{path} keeps no best epoch's weights (written with run.select 'final', or "
+                "by an older dspike); resume it with select 'final', or delete it"
+            )
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as err:
@@ -189,6 +218,7 @@ class _Trainer:
             set_temperature(self.model, s["temperature"])
         self.history = list(s["history"])
         self.best_acc, self.best_epoch = s["best_acc"], s["best_epoch"]
+        self.best_state = s.get("best_state") if self.keep_best else None
         self.seconds, self.run_id = s["seconds"], s["run_id"]
         log.info(
             "resuming %s at epoch %d, step %d",
@@ -216,6 +246,7 @@ class _Trainer:
                 "history": self.history,
                 "best_acc": self.best_acc,
                 "best_epoch": self.best_epoch,
+                "best_state": self.best_state,
                 "seconds": self.seconds + time.perf_counter() - self.started,
                 "run_id": self.run_id,
             },
@@ -243,7 +274,13 @@ class _Trainer:
             self.tracker.finish(status)
         self.seconds += time.perf_counter() - self.started
         return FitResult(
-            self.model, self.history, self.best_acc, self.best_epoch, self.seconds, self.run_id
+            self.model,
+            self.history,
+            self.best_acc,
+            self.best_epoch,
+            self.seconds,
+            self.run_id,
+            self.best_state,
         )
 
     def _epoch(self, epoch: int, resume: dict | None) -> None:
@@ -274,6 +311,8 @@ class _Trainer:
         self.history.append(row)
         if test_acc > self.best_acc:
             self.best_acc, self.best_epoch = test_acc, epoch + 1
+            if self.keep_best:  # every rank: test_acc is all-reduced, so all agree on the best
+                self.best_state = cpu_copy(self.model.state_dict())
         seconds = time.perf_counter() - t0
         metrics = {k: v for k, v in row.items() if k != "epoch" and v is not None}
         self.tracker.log_metrics({**metrics, "epoch_seconds": seconds}, step=epoch + 1)

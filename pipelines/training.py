@@ -1,0 +1,255 @@
+"""What the training and energy stages share: a stage's config and its datasets.
+
+``stages.<stage>`` over the ``train`` defaults, plus ``neuron``, ``tdbn``, ``dspike``, ``fdg``,
+``data`` and ``models.<model>``, become one validated :class:`dspike.engine.TrainConfig`; a bad
+value is reported under the params.yaml key (or command-line flag) it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from dspike.data import build_dataset, materialize_bundled
+from dspike.engine import (
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    SurrogateConfig,
+    TrainConfig,
+    distributed,
+)
+from dspike.models import MODELS
+
+from .params import ParamsError, get, params_hash
+
+__all__ = [
+    "NUM_CLASSES",
+    "build_config",
+    "build_datasets",
+    "dvs_frames_dir",
+    "named_by_params",
+    "run_hash",
+    "stage_settings",
+]
+
+NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "cifar10dvs": 10, "imagenet": 1000}
+
+# Config field -> where params.yaml holds it; "@k" is key k of stages.<stage> over train.
+FIELDS = {
+    "model.name": "@model",
+    "model.mode": "@mode",
+    "model.time_steps": "@time_steps",
+    "model.tau": "neuron.tau",
+    "model.v_threshold": "neuron.v_threshold",
+    "model.detach_reset": "neuron.detach_reset",
+    "model.lif_backend": "neuron.backend",
+    "model.alpha": "tdbn.alpha",
+    "model.alpha_residual": "tdbn.alpha_residual",
+    "model.tdbn_form": "tdbn.form",
+    "surrogate.name": "@surrogate",
+    "surrogate.temperature": "dspike.b0",
+    "surrogate.delta": "dspike.delta_b",
+    "surrogate.fdg_epsilon": "fdg.epsilon",
+    "surrogate.fdg_batch_size": "fdg.batch_size",
+    "optim.lr": "@lr",
+    "optim.momentum": "@momentum",
+    "optim.weight_decay": "@weight_decay",
+    "optim.nesterov": "@nesterov",
+    "optim.schedule": "@schedule",
+    "data.batch_size": "@batch_size",
+    "data.workers": "data.workers",
+    "run.epochs": "@epochs",
+    "run.bf16": "@bf16",
+    "run.select": "@select",
+}
+_GROUPS = {
+    "model": ModelConfig,
+    "surrogate": SurrogateConfig,
+    "optim": OptimConfig,
+    "data": DataConfig,
+    "run": RunConfig,
+}
+
+
+def stage_settings(params: dict, stage: str) -> dict[str, Any]:
+    """``stages.<stage>`` merged over the ``train`` defaults."""
+    stages = get(params, "stages")
+    if stage not in stages:
+        raise ParamsError(
+            f"{params.get('_file', 'params.yaml')}: no stage 'stages.{stage}' "
+            f"(stages: {', '.join(stages)})"
+        )
+    return {**get(params, "train"), **stages[stage]}
+
+
+def _source(params: dict, stage: str, field: str, epsilon: str | None) -> str:
+    """The params.yaml key (or CLI flag) a config field comes from, for error messages."""
+    where = FIELDS.get(field)
+    if field == "surrogate.fdg_epsilon" and epsilon is not None:
+        return "--epsilon"
+    if where is None:
+        return {"run.seed": "--seed", "model.arch": "models", "model.init": "--init"}.get(
+            field, field
+        )
+    if where.startswith("@"):
+        key = where[1:]
+        return f"stages.{stage}.{key}" if key in params["stages"][stage] else f"train.{key}"
+    return where
+
+
+def _data_shape(params: dict, dataset: str) -> tuple[int, int]:
+    """(input channels, image side) of ``dataset`` as the stage loads it."""
+    if dataset == "cifar10dvs":
+        return 2, int(get(params, "data.dvs.size"))
+    if dataset == "imagenet":
+        return 3, int(get(params, "data.imagenet.image_size", 224))
+    return (1, 28) if dataset == "mnist" else (3, 32)
+
+
+def build_config(
+    params: dict,
+    stage: str,
+    seed: int,
+    epsilon: str | None = None,
+    init: str | Path = "",
+    checkpoint: str = "",
+) -> TrainConfig:
+    """The validated :class:`TrainConfig` of ``stage``; a bad value names its params key.
+
+    ``init`` is the state_dict file the run starts from (``--init``; dvc.yaml names it): the
+    ANN for the first SNN (Sec. 5.2), the higher-T SNN for TIT (Sec. 4.4), or none.
+    """
+    settings = stage_settings(params, stage)
+    values: dict[str, dict[str, Any]] = {group: {} for group in _GROUPS}
+    for field, where in FIELDS.items():
+        group, name = field.split(".")
+        if where.startswith("@"):
+            if where[1:] not in settings:
+                raise ParamsError(
+                    f"{params.get('_file', 'params.yaml')}: missing key "
+                    f"'stages.{stage}.{where[1:]}' (nor 'train.{where[1:]}')"
+                )
+            values[group][name] = settings[where[1:]]
+        else:
+            values[group][name] = get(params, where)
+    if epsilon is not None:
+        values["surrogate"]["fdg_epsilon"] = float(epsilon)
+    model = values["model"]
+    if model["mode"] == "ann":
+        model["time_steps"] = 1
+    model["init"] = str(init)
+    dataset = settings.get("dataset")
+    if dataset not in NUM_CLASSES:
+        raise ConfigError(
+            f"stages.{stage}.dataset",
+            f"unknown dataset {dataset!r}; expected one of {list(NUM_CLASSES)}",
+        )
+    model["num_classes"] = NUM_CLASSES[dataset]
+    model["arch"] = _arch(params, model["name"], dataset)
+    values["run"].update(seed=seed, checkpoint=checkpoint)
+    config = TrainConfig(**{g: cls(**values[g]) for g, cls in _GROUPS.items()})
+    with named_by_params(params, stage, epsilon):
+        return config.validate()
+
+
+@contextlib.contextmanager
+def named_by_params(params: dict, stage: str, epsilon: str | None) -> Iterator[None]:
+    """Re-raise a :class:`ConfigError` under the params.yaml key (or flag) it came from."""
+    try:
+        yield
+    except ConfigError as err:
+        raise ConfigError(_source(params, stage, err.key, epsilon), err.message) from None
+
+
+def _arch(params: dict, name: str, dataset: str) -> dict[str, Any]:
+    """``models.<name>`` plus the input channels (and side, where the builder takes it)."""
+    arch = dict(get(params, f"models.{name}", {}) or {})
+    channels, side = _data_shape(params, dataset)
+    arch["in_channels"] = channels
+    builder = MODELS.get(name)
+    if builder is not None and "image_size" in inspect.signature(builder).parameters:
+        arch["image_size"] = side
+    return arch
+
+
+def _file_digest(path: str) -> str:
+    if not path:
+        return ""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def run_hash(params: dict, config: TrainConfig, dataset: str) -> str:
+    """What the run's result depends on: the config, the data settings and the init weights."""
+    cfg = dataclasses.asdict(config)
+    cfg["run"] = {k: v for k, v in cfg["run"].items() if k not in ("checkpoint", "progress")}
+    return params_hash(
+        {
+            "dataset": dataset,
+            "config": cfg,
+            "data": get(params, "data"),
+            "max_train_samples": get(params, "train.max_train_samples", 0),
+            "max_test_samples": get(params, "train.max_test_samples", 0),
+            "init_sha256": _file_digest(config.model.init),
+        }
+    )
+
+
+def dvs_frames_dir(params: dict) -> Path:
+    """Where the prepare_dvs stage caches CIFAR10-DVS frames: ``<data.prepared>/cifar10dvs``."""
+    return Path(get(params, "data.prepared")) / "cifar10dvs"
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+def _subset(dataset: Dataset, limit: int) -> Dataset:
+    """A fixed (seed 0) random subset of ``limit`` samples; 0 keeps everything."""
+    n = len(dataset)  # type: ignore[arg-type]
+    if not limit or limit >= n:
+        return dataset
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:limit]
+    return Subset(dataset, sorted(pick.tolist()))
+
+
+def build_datasets(
+    params: dict, dataset: str, info: distributed.DistInfo
+) -> tuple[Dataset, Dataset]:
+    """Train and test splits of ``dataset`` as ``data`` configures them (bundled or real).
+
+    Bundled data is written once, by rank 0, while the other processes wait.
+    """
+    bundled = get(params, "data.source") == "bundled"
+    download = bool(get(params, "data.download"))
+    options: dict[str, Any] = {}
+    if dataset == "cifar10dvs":
+        root = dvs_frames_dir(params)
+        options["max_shift"] = int(get(params, "data.dvs.max_roll"))
+        download = False  # the frame cache comes from the prepare_dvs stage
+    elif dataset == "imagenet":
+        root = Path(get(params, "data.imagenet.root"))
+        side = _data_shape(params, dataset)[1]
+        options.update(crop_size=side, resize_size=round(side * 256 / 224))
+    else:
+        root = Path(get(params, "data.root"))
+        if dataset in ("cifar10", "cifar100"):
+            options.update(get(params, "data.cifar"))
+    if bundled and dataset != "cifar10dvs" and info.is_main:
+        materialize_bundled(dataset, root)
+    distributed.barrier(info)
+    sets = [
+        build_dataset(dataset, root, train, download=download, **options) for train in (True, False)
+    ]
+    limits = [int(get(params, f"train.max_{s}_samples", 0)) for s in ("train", "test")]
+    return _subset(sets[0], limits[0]), _subset(sets[1], limits[1])
