@@ -198,7 +198,7 @@ def test_editing_a_module_invalidates_exactly_the_stages_that_import_it(smoke):
     spiking = {"fig2", "table1", "energy", "ablation@cifar10-0.05-0", "dvs_snn_t10@0"}
     spiking |= {f"cifar10_{s}@{seed}" for s in ("snn_t6", "tit_t4", "tit_t2") for seed in (0, 1)}
     assert spiking <= stale
-    assert not {s for s in stale if s.startswith(("fig3", "prepare", "tables"))}, stale
+    assert not {s for s in stale if s.startswith(("fig3", "prepare"))}, stale
     assert UP_TO_DATE in _dvc(ws, "status", env=env).stdout  # restored byte for byte
 
 
@@ -210,7 +210,7 @@ def test_push_then_pull_into_a_fresh_clone_restores_every_output(smoke, tmp_path
     assert pushed.returncode == 0, pushed.stderr
     clone = tmp_path / "clone"
     assert _run(["git", "clone", "-q", str(ws), str(clone)], tmp_path, env).returncode == 0
-    assert not (clone / "models").exists()
+    assert not list(clone.glob("models/*/*.pt"))  # git has DVC's .gitignore files, no data
     _dvc(clone, "remote", "add", "--local", "-d", "store", str(remote), env=env)
     pulled = _dvc(clone, "pull", env=env)
     assert pulled.returncode == 0, pulled.stderr
