@@ -25,6 +25,13 @@ slower but equally correct.
 
 Cost: on ResNet-18 a perturbed copy costs one forward pass minus conv1 (CPU time is compute
 bound, so batching saves little there); on the toy CNN about 1/C of one (C = 6 channels).
+
+**Other networks** (SpikingJelly, snnTorch, any ``nn.Module``; :mod:`dspike.integrations`):
+``param_name=None`` means :func:`first_layer`; every forward pass starts from a reset neuron
+state (SpikingJelly ``MemoryModule.reset``, snnTorch ``SpikingNeuron.reset_mem``, found without
+importing either framework), and the model's state is reset again afterwards, so ``L(w)`` of
+Eq. (10) is a function of the weights. In ``"train"`` mode their BatchNorms normalise with the
+batch statistics and their running statistics are restored afterwards.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
@@ -43,7 +51,7 @@ from .models.toy import ToyCNN
 from .neurons import LIF, lif
 from .norm import TdBatchNorm2d
 
-__all__ = ["FIRST_LAYER", "cosine_similarity", "fdg", "surrogate_gradient"]
+__all__ = ["FIRST_LAYER", "cosine_similarity", "fdg", "first_layer", "surrogate_gradient"]
 
 FIRST_LAYER = "conv1.weight"
 CHUNK_ELEMENTS = 2**25  # default size of one batched pass: stacked conv1 outputs x time steps
@@ -66,13 +74,13 @@ def fdg(
 ) -> torch.Tensor:
     """Central finite-difference gradient (Eq. 10) of ``loss_fn(model(inputs), targets)``.
 
-    ``param_name`` names one parameter (``None``: the first layer's weight, ``conv1.weight``);
+    ``param_name`` names one parameter (``None``: the first layer's weight, :func:`first_layer`);
     the result has its shape and dtype. ``chunk_size`` is the number of perturbed copies per
     forward pass of the batched path (default: as many as keep the stacked first-layer output,
     over all time steps, near ``2**25`` elements, 128 MiB in float32).
     ``indices`` restricts Eq. (10) to those flat coordinates (the others are 0).
     """
-    param_name = param_name or FIRST_LAYER
+    param_name = param_name or first_layer(model)
     param = _check(model, param_name, inputs, targets, eps, bn_mode)
     coords = _coords(param, indices)
     if chunk_size is not None and int(chunk_size) < 1:
@@ -99,12 +107,28 @@ def surrogate_gradient(
 
     Same minibatch conventions as :func:`fdg`; ``.grad`` of the model is left untouched.
     """
-    param_name = param_name or FIRST_LAYER
+    param_name = param_name or first_layer(model)
     param = _check(model, param_name, inputs, targets, 1.0, bn_mode)
     with _fdg_mode(model, bn_mode, copies=1, batch=inputs.shape[0]), torch.enable_grad():
         loss = loss_fn(model(inputs), targets)
         (grad,) = torch.autograd.grad(loss, param)
     return grad
+
+
+def first_layer(model: nn.Module) -> str:
+    """Name of the first layer's weight, the one Algorithm 1 takes the FDG of (Sec. 4.3).
+
+    ``conv1.weight`` where the model has it (dspike's networks), else the weight of the first
+    Conv or Linear module in registration order (``model.modules()``), which for a
+    ``nn.Sequential`` is the layer that sees the input. Name it explicitly when it is not.
+    """
+    if FIRST_LAYER in dict(model.named_parameters()):
+        return FIRST_LAYER
+    for name, m in model.named_modules():
+        layer = isinstance(m, nn.modules.conv._ConvNd | nn.Linear)
+        if layer and isinstance(m.weight, nn.Parameter):
+            return f"{name}.weight" if name else "weight"
+    raise ValueError("param_name: the model has no Conv or Linear layer; name its first weight")
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -324,6 +348,7 @@ def _fdg_naive(
     """Eq. (10) coordinate by coordinate: two ordinary forward passes of a model copy each."""
     ref = copy.deepcopy(model)
     ref.eval()
+    resets = _state_resets(ref)
     for m in ref.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.train(bn_mode == "train")  # its running stats are the copy's, discarded after
@@ -336,6 +361,7 @@ def _fdg_naive(
         losses = []
         for sign in (1.0, -1.0):
             flat[i] = original + sign * eps
+            _reset(resets)
             losses.append(loss_fn(ref(inputs), targets).double())
         flat[i] = original
         out[n] = (losses[0] - losses[1]) / (2.0 * eps)
@@ -367,16 +393,29 @@ class _GroupedNorm:
 
 @contextlib.contextmanager
 def _fdg_mode(model: nn.Module, bn_mode: BNMode, copies: int, batch: int) -> Iterator[None]:
-    """Dropout off, BNs per ``bn_mode`` (train: per-copy batch statistics), no rate recording."""
+    """Dropout off, BNs per ``bn_mode`` (train: per-copy batch statistics), no rate recording.
+
+    In a model that is not one of dspike's networks (no ``forward_from_first``, so one copy per
+    pass) ``"train"`` puts the BNs in train mode and restores their buffers afterwards; its
+    neuron state is reset on entry and on exit (:func:`_state_resets`).
+    """
     flags = {m: m.training for m in model.modules()}
     rates = {m: m.record_rate for m in model.modules() if isinstance(m, LIF)}
     patched: list[nn.Module] = []
     inner = {m.bn for m in model.modules() if isinstance(m, TdBatchNorm2d)}
+    ours = hasattr(model, "forward_from_first")
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = {} if ours else {m: [b.clone() for b in m.buffers(recurse=False)] for m in norms}
+    resets = _state_resets(model)
     try:
         model.eval()
         for m in rates:
             m.record_rate = False
-        if bn_mode == "train":
+        _reset(resets)
+        if bn_mode == "train" and not ours:
+            for m in norms:
+                m.train()
+        elif bn_mode == "train":
             for m in model.modules():
                 if isinstance(m, TdBatchNorm2d):
                     m.forward = _GroupedNorm(m.bn, m.scale, copies, batch)
@@ -393,3 +432,36 @@ def _fdg_mode(model: nn.Module, bn_mode: BNMode, copies: int, batch: int) -> Ite
             m.training = flag
         for m, rate in rates.items():
             m.record_rate = rate
+        with torch.no_grad():
+            for m, buffers in saved.items():
+                for b, old in zip(m.buffers(recurse=False), buffers, strict=True):
+                    b.copy_(old)
+        _reset(resets)
+
+
+def _state_resets(model: nn.Module) -> list[Callable[[], object]]:
+    """The state resets of the model's SpikingJelly and snnTorch neurons (empty for ours).
+
+    A SpikingJelly ``MemoryModule`` and an snnTorch ``SpikingNeuron`` keep their membrane
+    potential from one call to the next. The frameworks are looked up in ``sys.modules`` only:
+    a model can hold their modules only if they are imported.
+    """
+    kinds = []
+    for module, cls, method in (
+        ("spikingjelly.activation_based.base", "MemoryModule", "reset"),
+        ("snntorch._neurons.neurons", "SpikingNeuron", "reset_mem"),
+    ):
+        base = getattr(sys.modules.get(module), cls, None)
+        if base is not None:
+            kinds.append((base, method))
+    return [
+        getattr(m, method)
+        for m in model.modules()
+        for base, method in kinds
+        if isinstance(m, base) and hasattr(m, method)
+    ]
+
+
+def _reset(resets: list[Callable[[], object]]) -> None:
+    for reset in resets:
+        reset()

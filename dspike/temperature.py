@@ -9,7 +9,8 @@ small steps from epoch to epoch). One call of :func:`update_temperature`, made a
 of every epoch, does exactly this:
 
 1. On one minibatch ``(inputs, targets)``, compute the FDG (Eq. 10, step ``eps``) of the
-   first layer's weight, ``conv1.weight`` (or take ``reference`` if one is given).
+   first layer's weight, ``conv1.weight`` (another network's: :func:`dspike.fdg.first_layer`),
+   or take ``reference`` if one is given.
 2. For each candidate ``b' in (b, b - delta, b + delta)`` with ``b' > 0`` (a non-positive
    candidate is dropped, so b stays > 0), set ``b'`` on every Dspike surrogate of the model and
    compute the surrogate (autograd) gradient of the same layer on the same minibatch.
@@ -51,11 +52,17 @@ class TemperatureUpdate(NamedTuple):
 
 
 def dspike_surrogates(model: nn.Module) -> list[Dspike]:
-    """Every distinct Dspike surrogate used by the model's LIF neurons."""
+    """Every distinct Dspike surrogate of the model, in module order.
+
+    That is the ``surrogate`` of each of its LIF neurons, and the ``dspike`` of each module
+    that holds one there: the SpikingJelly and snnTorch surrogates of
+    :mod:`dspike.integrations`, whose temperature is that Dspike's.
+    """
     found: dict[int, Dspike] = {}
     for m in model.modules():
-        if isinstance(m, LIF) and isinstance(m.surrogate, Dspike):
-            found.setdefault(id(m.surrogate), m.surrogate)
+        for s in (m.surrogate if isinstance(m, LIF) else None, getattr(m, "dspike", None)):
+            if isinstance(s, Dspike):
+                found.setdefault(id(s), s)
     return list(found.values())
 
 
@@ -63,7 +70,10 @@ def set_temperature(model: nn.Module, temperature: float) -> None:
     """Set ``temperature`` on every Dspike surrogate of the model."""
     surrogates = dspike_surrogates(model)
     if not surrogates:
-        raise ValueError("model has no LIF neuron with a Dspike surrogate")
+        raise ValueError(
+            "model has no Dspike surrogate (a LIF's, or one of dspike.integrations' "
+            "SpikingJelly / snnTorch surrogates)"
+        )
     for s in surrogates:
         s.temperature = temperature
 
@@ -85,8 +95,9 @@ def update_temperature(
     """Algorithm 1 (see the module docstring): one greedy step of b toward the FDG.
 
     ``reference`` replaces the FDG as the gradient to match (same shape as the parameter);
-    ``param_name`` defaults to the first layer's weight. The chosen b is left set on every
-    Dspike surrogate of the model.
+    ``param_name`` defaults to the first layer's weight (:func:`dspike.fdg.first_layer`). The
+    model may be any ``nn.Module`` with Dspike surrogates (:func:`dspike_surrogates`), e.g. a
+    SpikingJelly or snnTorch network. The chosen b is left set on every one of them.
     """
     b = float(temperature)
     if not 0 < b < math.inf:

@@ -1,0 +1,55 @@
+"""Dspike (Eq. 11-12) as an snnTorch ``spike_grad``, with a settable temperature.
+
+``snn.Leaky(beta=0.25, threshold=0.5, spike_grad=Dspike(1.0), reset_mechanism="zero")``:
+snnTorch's neurons fire ``spike_grad(mem - threshold)``, which is dspike's ``v = u - V_th``
+(:mod:`dspike.surrogate`), so the forward spike is ``v > 0`` and the backward pass is
+:func:`dspike.surrogate.dspike_grad` of that ``v``: non-zero only in Eq. (12)'s window
+``|u - V_th| <= 0.5``, the paper's ``0 <= x <= 1`` when ``threshold = 0.5`` (snnTorch's
+default 1.0 puts it at ``0.5 <= u <= 1.5``). snnTorch detaches its reset, so such a Leaky is
+dspike's LIF with ``detach_reset=True`` and ``tau = beta``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..surrogate import Dspike as _Dspike
+from ..surrogate import spike
+from . import _missing
+
+try:
+    import snntorch  # noqa: F401  (the module is for snnTorch models; fail early without it)
+except ImportError as error:
+    raise ImportError(_missing("snntorch")) from error
+
+__all__ = ["Dspike"]
+
+
+class Dspike(nn.Module):
+    """snnTorch ``spike_grad`` equal to :class:`dspike.surrogate.Dspike` (Eq. 11-12).
+
+    Called on ``mem - threshold``: Heaviside ``v > 0`` forward, Eq. (12)'s derivative backward.
+    A module without parameters, so a neuron registers it as its child ``spike_grad``, where
+    :func:`dspike.temperature.dspike_surrogates` finds it; ``temperature`` (b > 0) lives in
+    :attr:`dspike` and may be set at any time.
+    """
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.dspike = _Dspike(temperature)
+
+    @property
+    def temperature(self) -> float:
+        """The temperature b of Eq. (12)."""
+        return self.dspike.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.dspike.temperature = value
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return spike(v, self.dspike)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature:g}"
