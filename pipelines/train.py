@@ -132,6 +132,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in history]
     panels = (
@@ -149,6 +150,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
                         label=key)  # fmt: skip
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(keys) > 1:
             ax.legend()
     fig.suptitle(title)
