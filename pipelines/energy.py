@@ -1,6 +1,6 @@
 """Stage ``energy``: Table 3 (op counts, energy) and Fig. 4 (firing rate per LIF layer), Sec. 5.4.
 
-    python -m pipelines.energy --ann ANN.pt --snn SNN.pt --out DIR
+    python -m pipelines.energy --ann ANN.pt --snn SNN.pt --manifest DATA.json --out DIR
 
 The ANN (``--ann``, trained by ``energy.ann_stage``) and the T=2 SNN (``--snn``, by
 ``energy.snn_stage``) are evaluated once each over the CIFAR-10 test split with the counters on:
@@ -24,7 +24,8 @@ from dspike.engine.factory import build_network
 from dspike.io import atomic_write_text
 
 from .cli import stage_main
-from .params import get
+from .params import flatten, get
+from .tracking import DatasetRecord, experiment_name, log_stage_run, run_tags
 from .training import build_config, build_datasets, stage_settings
 
 
@@ -68,11 +69,24 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     table = pd.DataFrame(rows)
     atomic_write_text(args.out / "table3_ours.csv", table.to_csv(index=False))
     print(table.to_string(index=False))
+    metrics = {
+        f"{kind}.{key}": float(row[key])
+        for kind, row in zip(("ann", "snn"), rows, strict=True)
+        for key in ("acc", "n_add", "n_mult")
+    }
+    log_stage_run(
+        experiment_name(dataset), f"energy/seed{seed}",
+        run_tags(params, __file__, stage="energy", seed=seed, dataset=dataset,
+                 chain=f"{dataset}/seed{seed}"),
+        params=flatten(get(params, "energy"), "energy"), metrics=metrics,
+        artifacts={"": args.out}, inputs=[DatasetRecord.from_manifest(args.manifest, "test")],
+    )  # fmt: skip
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ann", type=Path, required=True, help="input: the ANN's weights")
     parser.add_argument("--snn", type=Path, required=True, help="input: the SNN's weights")
+    parser.add_argument("--manifest", type=Path, required=True, help="input: the data manifest")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
 
 

@@ -7,12 +7,18 @@ import argparse
 from dspike.studies import fig3
 
 from .cli import out_dir_argument, stage_main
-from .params import get
+from .params import flatten, get
+from .tracking import STUDIES, experiment_name, log_stage_run, run_tags
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:
     fig3.run(args.out, [float(b) for b in get(params, "studies.fig3.temperatures")])
     print(f"wrote {args.out / 'fig3.png'}")
+    log_stage_run(
+        experiment_name("studies"), "fig3", run_tags(params, __file__, stage="fig3"),
+        params=flatten(get(params, "studies.fig3"), "studies.fig3"), artifacts={"": args.out},
+        description=STUDIES,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

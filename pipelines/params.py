@@ -14,7 +14,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ParamsError", "deep_merge", "get", "load_params", "params_hash", "provenance"]
+__all__ = [
+    "ParamsError",
+    "deep_merge",
+    "flatten",
+    "get",
+    "load_params",
+    "params_hash",
+    "provenance",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +68,16 @@ def get(params: dict, dotted: str, default: Any = ...) -> Any:
             raise ParamsError(f"{where}: missing key '{dotted}'")
         node = node[part]
     return node
+
+
+def flatten(tree: Any, prefix: str) -> dict[str, Any]:
+    """``{"a.b": 1}`` for ``prefix="a"``, ``tree={"b": 1}``: a params subtree as tracker params."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}"))
+    return out
 
 
 def params_hash(obj: Any) -> str:

@@ -29,6 +29,8 @@ from .params import REPO_ROOT, deep_merge, provenance
 # Never copied: the workspace writes its own (merged params, its own lock of its own runs).
 NOT_COPIED = {"params.yaml", "dvc.lock"}
 SYNCED = ".smoke-files.json"  # what the last sync copied: the files a later sync may delete
+# MLflow 3.17's UI opens every experiment in its GenAI view unless asked for model training.
+UI_RUNS = "http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 _GIT_USER = ["-c", "user.name=dspike smoke", "-c", "user.email=smoke@localhost"]
 
 
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         print(report.read_text())
         print(f"\nSmoke report (smoke scale, not paper scale): {report}")
         print(f"Compare runs: mlflow ui --backend-store-uri {smoke_env()['MLFLOW_TRACKING_URI']}")
+        print(f"  then open {UI_RUNS} (the runs tables; 'Model training' at the top left)")
 
 
 if __name__ == "__main__":

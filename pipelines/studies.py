@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
@@ -9,6 +10,7 @@ from torch.utils.data import Dataset, Subset
 
 from dspike.data import build_dataset, materialize_bundled
 
+from .cli import out_dir_argument
 from .params import get
 
 
@@ -40,3 +42,9 @@ def toy_settings(params: dict) -> dict:
         "time_steps": int(toy["time_steps"]),
         "seed": int(get(params, "seeds")[0]),
     }
+
+
+def study_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--out DIR`` and ``--manifest`` (the MNIST manifest the study's run logs as its input)."""
+    out_dir_argument(parser)
+    parser.add_argument("--manifest", type=Path, required=True, help="input: MNIST's manifest")

@@ -28,6 +28,7 @@ from dspike.io import atomic_write_text, save_figure
 
 from .cli import stage_main
 from .params import get, params_hash, provenance
+from .tracking import experiment_name, log_stage_run, run_tags
 
 REPORTED = Path(__file__).with_name("paper_reported.yaml")
 DATASET_OF = {"cifar10": "cifar10", "cifar100": "cifar100", "cifar10dvs": "cifar10dvs"}
@@ -240,6 +241,17 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     report = args.out / "REPORT.md"
     atomic_write_text(report, "\n".join(sections))
     print(f"report: {report.resolve()}")
+    # One run per pipeline execution: the report, every table and every figure, laid out as in
+    # results/ so REPORT.md's links resolve in the run's artifact view too.
+    studies = {name: args.results / name for name in ("fig2", "fig3", "table1", "energy")}
+    log_stage_run(
+        experiment_name("report"), "report",
+        run_tags(params, __file__, stage="tables", select=select),
+        params={"train.select": select, "seeds": get(params, "seeds"), "report.scale": scale},
+        artifacts={args.out.name: args.out, **studies},
+        description="REPORT.md of each pipeline execution: the paper's tables and figures, "
+        "the paper's numbers beside ours",
+    )  # fmt: skip
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """Stage ``train``: one training run of the paper (Sec. 4.4, 5.2, 5.3) for a stage and a seed.
 
-    python -m pipelines.train STAGE --seed S [--epsilon E] [--init IN.pt] \\
+    python -m pipelines.train STAGE --seed S [--epsilon E] [--init IN.pt] --manifest DATA.json \\
         --model OUT.pt --metrics OUT.json --plots OUT.csv [--params params.yaml]
     torchrun --nproc_per_node N -m pipelines.train ...   (the same arguments)
 
@@ -18,6 +18,11 @@ file; the stage writes, each atomically:
 * ``<train.checkpoint_dir>/R/seed<S>-<hash>/last.pt`` while it runs (R: the run name): the same
   command resumes it; it is deleted once the outputs are written.
 
+The MLflow run (:mod:`pipelines.tracking`) gets the config as params, every epoch's metrics, the
+dataset (``--manifest``) as its inputs, and as artifacts the plots CSV, the metrics JSON, a
+figure of the curves (``curves.png``) and, unless ``tracking.log_weights`` is false, the weights
+(``weights/``).
+
 ImageNet stages with ``data.imagenet.root: ""`` write outputs marked skipped and exit 0.
 """
 
@@ -28,9 +33,9 @@ import csv
 import io
 import json
 import logging
-import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +52,16 @@ from dspike.engine import (
     distributed,
     fit,
 )
-from dspike.io import atomic_path, atomic_write_text
+from dspike.io import atomic_path, atomic_write_text, save_figure
 
 from .cli import stage_main
-from .params import get, provenance
-from .tracking import MLflowTracker
+from .params import get
+from .tracking import DatasetRecord, MLflowTracker, experiment_name, run_tags
 from .training import build_config, build_datasets, named_by_params, run_hash, stage_settings
 
 __all__ = ["main", "run_name"]
 
 log = logging.getLogger("pipelines.train")
-
-# MLflow tag -> the environment variable DVC sets for the command it runs.
-DVC_ENV_TAGS = {
-    "dvc_stage": "DVC_STAGE",
-    "dvc_exp": "DVC_EXP_NAME",
-    "dvc_exp_baseline": "DVC_EXP_BASELINE_REV",
-}
-
 
 def run_name(stage: str, epsilon: str | None = None) -> str:
     """``STAGE`` or, for a Table 5 run at another FDG eps, ``STAGE_eps<E>``."""
@@ -129,22 +126,52 @@ def write_outputs(
 # --- the stage ---------------------------------------------------------------------------------
 
 
-def _tracker(dataset: str, run: str, seed: int, stage: str, digest: str) -> MLflowTracker:
-    prov = provenance()
-    tags = {
-        "git_commit": prov["git_commit"],
-        "git_dirty": prov["git_dirty"],
-        "params_hash": digest,
-        "stage": stage,
-        "seed": str(seed),
-        "dataset": dataset,
-    }
-    # DVC names the stage it runs, and `dvc exp run` the experiment (a plain repro has none).
-    for tag, var in DVC_ENV_TAGS.items():
-        if os.environ.get(var):
-            tags[tag] = os.environ[var]
-    experiment = os.environ.get("DSPIKE_EXPERIMENT_PREFIX", "") + dataset
-    return MLflowTracker(experiment, f"{run}/seed{seed}", tags)
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Loss, accuracy, Dspike temperature and firing rate per epoch, one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [row["epoch"] for row in history]
+    panels = (
+        ("loss", ("train_loss",)),
+        ("accuracy (%)", ("train_acc", "test_acc")),
+        ("temperature b", ("temperature",)),
+        ("firing rate", ("firing_rate",)),
+    )
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3))
+    for ax, (label, keys) in zip(axes, panels, strict=True):
+        for key in keys:
+            values = [row.get(key) for row in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, [float("nan") if v is None else v for v in values], "o-", ms=3,
+                        label=key)  # fmt: skip
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(keys) > 1:
+            ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _tracker(
+    params: dict, dataset: str, run: str, seed: int, stage: str, digest: str, manifest: Path
+) -> MLflowTracker:
+    tags = run_tags(
+        params, __file__, params_hash=digest, stage=stage, seed=seed, dataset=dataset,
+        chain=f"{dataset}/seed{seed}",
+    )  # fmt: skip
+    description = (
+        f"Dspike training runs on {dataset} ({tags['scale']} scale): one run per DVC stage and "
+        "seed. tags.chain groups a seed's ANN -> T=6 -> TIT T=4 -> T=2 chain."
+    )
+    inputs = [DatasetRecord.from_manifest(manifest, split) for split in ("train", "test")]
+    return MLflowTracker(experiment_name(dataset), f"{run}/seed{seed}", tags, inputs=inputs,
+                         description=description)  # fmt: skip
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:
@@ -171,7 +198,9 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     with named_by_params(params, stage, epsilon):
         model = build_network(config)
         train_set, test_set = build_datasets(params, dataset, info)
-        tracker = _tracker(dataset, run, seed, stage, digest) if info.is_main else None
+        tracker = None
+        if info.is_main:
+            tracker = _tracker(params, dataset, run, seed, stage, digest, args.manifest)
         result = fit(config, model, train_set, test_set, tracker=tracker)
     if info.is_main:
         meta = {
@@ -184,6 +213,14 @@ def _run(params: dict, args: argparse.Namespace) -> None:
         }
         write_outputs(paths, result, config, meta)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if tracker is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                curves = Path(tmp) / "curves.png"
+                plot_curves(result.history, curves, f"{run} seed {seed}")
+                tracker.log_artifacts({"": curves})
+                tracker.log_artifacts({"": paths["plots"], "metrics": paths["metrics"]})
+                if get(params, "tracking.log_weights", True):
+                    tracker.log_artifacts({"weights": paths["model"]})
         log.info(
             "%s seed %d: final %.2f%%, best %.2f%% (epoch %d)",
             run,
@@ -199,6 +236,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--epsilon", help="override fdg.epsilon (Table 5); run STAGE_eps<E>")
     parser.add_argument("--init", type=Path, help="state_dict to start from (ANN or higher-T SNN)")
+    parser.add_argument("--manifest", type=Path, required=True, help="input: the data manifest")
     parser.add_argument("--model", type=Path, required=True, help="output: the weights (.pt)")
     parser.add_argument("--metrics", type=Path, required=True, help="output: metrics (.json)")
     parser.add_argument("--plots", type=Path, required=True, help="output: per-epoch rows (.csv)")

@@ -141,6 +141,7 @@ def test_mlflow_holds_one_run_per_training_stage(smoke):
             assert not found, [r.info.run_name for r in found]
             continue
         assert exp.name.startswith("smoke/")
+        assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
         for r in found:
             runs[r.info.run_name] = r
     expected = {f"{p.parent.name}/{p.stem}" for p in metrics_files}
@@ -148,11 +149,23 @@ def test_mlflow_holds_one_run_per_training_stage(smoke):
     for name in expected:
         run = runs[name]
         assert "test_acc" in run.data.metrics
-        assert {"git_commit", "params_hash", "stage", "dvc_stage"} <= set(run.data.tags)
+        assert {"mlflow.source.git.commit", "params_hash", "stage", "dvc_stage", "chain"} <= set(
+            run.data.tags
+        )
         assert "dvc_exp" not in run.data.tags  # a plain dvc repro is no experiment
         if "snn" in name:
             assert "temperature" in run.data.metrics
         assert json.loads((ws / "metrics" / f"{name}.json").read_text())["final_acc"] >= 0
+        if not json.loads((ws / "metrics" / f"{name}.json").read_text()).get("skipped"):
+            listed = {a.path for a in client.list_artifacts(run.info.run_id)}
+            assert {"curves.png", "weights", "metrics"} <= listed, (name, listed)
+    studies = {r.data.tags["stage"] for r in client.search_runs(
+        [client.get_experiment_by_name("smoke/studies").experiment_id])}  # fmt: skip
+    assert studies == {"fig2", "fig3", "table1"}
+    (report,) = client.search_runs([client.get_experiment_by_name("smoke/report").experiment_id])
+    listed = {a.path for a in client.list_artifacts(report.info.run_id, "report")}
+    assert {"report/REPORT.md", "report/fig5.png", "report/tables"} <= listed
+    assert {a.path for a in client.list_artifacts(report.info.run_id)} >= {"fig2", "energy"}
 
 
 def test_each_stage_loaded_only_files_in_its_deps(smoke):

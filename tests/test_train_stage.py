@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +13,8 @@ import yaml
 from engine_support import one_thread
 
 from dspike.engine import PLOT_COLUMNS
+from pipelines.params import load_params
+from pipelines.prepare import prepare
 from pipelines.train import main
 from pipelines.training import build_config
 
@@ -49,13 +53,15 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("DSPIKE_EXPERIMENT_PREFIX", "smoke/")
     with one_thread():
+        prepare(load_params(), "mnist", Path("data/manifests/mnist.json"))
         yield tmp_path
 
 
 def _argv(stage: str, seed: int, *extra: str) -> list[str]:
-    """The command line dvc.yaml gives a training stage: every output named."""
+    """The command line dvc.yaml gives a training stage: every input and output named."""
+    dataset = PARAMS["stages"].get(stage, {}).get("dataset", "mnist")
     return [
-        stage, "--seed", str(seed), *extra,
+        stage, "--seed", str(seed), "--manifest", f"data/manifests/{dataset}.json", *extra,
         "--model", f"models/{stage}/seed{seed}.pt",
         "--metrics", f"metrics/{stage}/seed{seed}.json",
         "--plots", f"plots/{stage}/seed{seed}.csv",
@@ -96,9 +102,28 @@ def test_ann_then_snn_from_it_writes_dvc_outputs_and_an_mlflow_run(workdir):
         "0",
         metrics["params_hash"],
     )
-    assert {"git_commit", "git_dirty"} <= tags.keys()
+    assert tags["mlflow.source.name"] == "pipelines.train"
+    assert tags["mlflow.source.type"] == "LOCAL"
+    assert {"mlflow.source.git.commit", "mlflow.user", "git_dirty"} <= tags.keys()
+    assert (tags["chain"], tags["scale"]) == ("mnist/seed0", "paper")
     assert run.data.params["model.init"] == "models/mnist_ann/seed0.pt"
     assert run.data.metrics["test_acc"] == pytest.approx(metrics["final_acc"])
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "mnist" in experiment.tags["mlflow.note.content"]
+    inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "test"} and inputs["train"].name == "mnist/train"
+    manifest = (workdir / "data/manifests/mnist.json").read_bytes()
+    assert inputs["test"].digest == hashlib.sha256(manifest).hexdigest()[:12]
+    assert json.loads(inputs["train"].profile)["samples"] == {"train": 2000, "test": 1000}
+    # Artifacts beside the store (mlartifacts/), never inside the stage's working folder.
+    assert run.info.artifact_uri.startswith((workdir / "mlartifacts").as_uri())
+    listed = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"seed0.csv", "curves.png", "metrics", "weights"} <= listed
+    weights = client.download_artifacts(run.info.run_id, "weights/seed0.pt", str(workdir))
+    assert torch.load(weights, weights_only=True).keys() == state.keys()
+    chain = client.search_runs([experiment.experiment_id], "tags.chain = 'mnist/seed0'")
+    assert {r.info.run_name for r in chain} == {"mnist_ann/seed0", "mnist_snn/seed0"}
 
 
 def test_imagenet_without_a_root_writes_skipped_outputs(workdir):
@@ -119,7 +144,7 @@ def test_imagenet_without_a_root_writes_skipped_outputs(workdir):
 )
 def test_bad_config_is_rejected_naming_the_key(workdir, capsys, argv, key):
     assert key in _exit_message(capsys, argv)
-    assert not (workdir / "data").exists()  # rejected before any data work
+    assert not [p for p in ("models", "metrics", "checkpoints") if (workdir / p).exists()]
 
 
 def test_select_best_ships_the_weights_of_the_epoch_it_reports(workdir):
