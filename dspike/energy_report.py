@@ -29,10 +29,13 @@ __all__ = [
 TABLE3_COLUMNS = ["Source", "Method", "Model", "T", "Acc.", "#Add", "#Mult", "Energy",
                   "Energy (as printed)"]
 TABLE3_NOTE = (
-    "Energy = 4.6 pJ x #Mult + 0.9 pJ x #Add per image (45 nm CMOS, Sec. 5.4). The paper's "
-    "Table 3 prints these values with units one SI prefix too large (J for mJ, mJ for uJ): "
-    "e.g. 187M x (4.6 + 0.9) pJ = 1.03 mJ, printed 1.03J. 'Energy' recomputes every row "
-    "from its op counts; 'Energy (as printed)' is the paper's text."
+    "Energy = 4.6 pJ x #Mult + 0.9 pJ x #Add per image (45 nm CMOS, Sec. 5.4). This formula is "
+    "inferred from the paper's Table 3, and it conflicts with the paper's sentence that a MAC "
+    "costs 4.6 pJ: the table's ANN rows count every MAC as one #Mult and one #Add "
+    "(#Add = #Mult), i.e. 5.5 pJ per ANN MAC, and only that reproduces its energies. The "
+    "paper's Table 3 also prints these values with units one SI prefix too large (J for mJ, "
+    "mJ for uJ): e.g. 187M x (4.6 + 0.9) pJ = 1.03 mJ, printed 1.03J. 'Energy' recomputes "
+    "every row from its op counts; 'Energy (as printed)' is the paper's text."
 )
 
 

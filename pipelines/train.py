@@ -1,14 +1,16 @@
 """Stage ``train``: one training run of the paper (Sec. 4.4, 5.2, 5.3) for a stage and a seed.
 
-    python -m pipelines.train STAGE --seed S [--epsilon E] [--init IN.pt] --manifest DATA.json \\
-        --model OUT.pt --metrics OUT.json --plots OUT.csv [--params params.yaml]
+    python -m pipelines.train STAGE --seed S [--epsilon E] [--init IN.pt [--init-metrics M.json]]
+        --manifest DATA.json --model OUT.pt --metrics OUT.json --plots OUT.csv [--params FILE]
     torchrun --nproc_per_node N -m pipelines.train ...   (the same arguments)
 
 reads ``stages.STAGE`` over the ``train`` defaults, plus ``neuron``, ``tdbn``, ``dspike``, ``fdg``,
 ``data`` and ``models.<model>`` (:mod:`pipelines.training`). ``--init`` is the state_dict this run
-starts from (the ANN for the first SNN; the T=6 SNN for TIT's T=4, Sec. 4.4). ``--epsilon``
-overrides ``fdg.epsilon`` (Table 5) and names the run ``STAGE_eps<E>``. dvc.yaml names every
-file; the stage writes, each atomically:
+starts from (the ANN for the first SNN; the T=6 SNN for TIT's T=4, Sec. 4.4), and
+``--init-metrics`` its metrics, whose final Dspike temperature b starts this round when
+``dspike.inherit_temperature`` is true (TIT rounds; otherwise b starts at ``dspike.b0``).
+``--epsilon`` overrides ``fdg.epsilon`` (Table 5) and names the run ``STAGE_eps<E>``. dvc.yaml
+names every file; the stage writes, each atomically:
 
 * ``--model``: the state_dict of the epoch the metrics report (``train.select``: the final
   epoch, or the best test epoch);
@@ -55,7 +57,7 @@ from dspike.engine import (
 from dspike.io import atomic_path, atomic_write_text, save_figure
 
 from .cli import stage_main
-from .params import get
+from .params import ParamsError, get
 from .tracking import DatasetRecord, MLflowTracker, experiment_name, run_tags
 from .training import build_config, build_datasets, named_by_params, run_hash, stage_settings
 
@@ -92,6 +94,12 @@ def _save_model(path: Path, state: dict[str, torch.Tensor]) -> None:
         torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
 
 
+def _selected(result: FitResult, select: str, column: str) -> Any:
+    """``column`` of the epoch ``select`` ships: the last, or the best test epoch."""
+    epoch = result.best_epoch if select == "best" else len(result.history)
+    return result.history[epoch - 1][column]
+
+
 def write_skipped(paths: dict[str, Path], reason: str) -> None:
     """Outputs of a stage that cannot run here, so ``dvc repro`` goes on."""
     _save_model(paths["model"], {})
@@ -116,7 +124,8 @@ def write_outputs(
             "best_epoch": result.best_epoch,
             "epochs": config.run.epochs,
             "time_steps": config.model.time_steps,
-            "temperature": result.temperature,
+            "b0": config.surrogate.temperature if config.model.mode == "snn" else None,
+            "temperature": _selected(result, select, "temperature"),
             "seconds": round(result.seconds, 3),
             "mlflow_run_id": result.run_id,
         },
@@ -158,6 +167,14 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
     save_figure(fig, path)
 
 
+def _inherited_b(params: dict, args: argparse.Namespace) -> float | None:
+    """The previous TIT round's final b (``--init-metrics``), if ``dspike.inherit_temperature``."""
+    if args.init_metrics is None or not get(params, "dspike.inherit_temperature"):
+        return None
+    previous = json.loads(args.init_metrics.read_text())
+    return previous.get("temperature")  # None after an ANN: b starts at dspike.b0
+
+
 def _tracker(
     params: dict, dataset: str, run: str, seed: int, stage: str, digest: str, manifest: Path
 ) -> MLflowTracker:
@@ -191,7 +208,14 @@ def _run(params: dict, args: argparse.Namespace) -> None:
             write_skipped(paths, "data.imagenet.root is empty: no ImageNet on this machine")
         log.info("%s: skipped (data.imagenet.root is empty)", run)
         return
-    config = build_config(params, stage, seed, epsilon, init=args.init or "")
+    if epsilon is not None and float(epsilon) == float(get(params, "fdg.epsilon")):
+        raise ParamsError(
+            f"ablation.epsilons: {epsilon} is fdg.epsilon, so this run would repeat {stage}; "
+            "Table 5 takes that row from the main runs: remove it from ablation.epsilons"
+        )
+    config = build_config(
+        params, stage, seed, epsilon, init=args.init or "", temperature=_inherited_b(params, args)
+    )
     digest = run_hash(params, config, dataset)
     checkpoint_dir = Path(get(params, "train.checkpoint_dir")) / run / f"seed{seed}-{digest}"
     config.run.checkpoint = str(checkpoint_dir / "last.pt")
@@ -237,6 +261,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epsilon", help="override fdg.epsilon (Table 5); run STAGE_eps<E>")
     parser.add_argument("--init", type=Path, help="state_dict to start from (ANN or higher-T SNN)")
     parser.add_argument("--manifest", type=Path, required=True, help="input: the data manifest")
+    parser.add_argument(
+        "--init-metrics", type=Path, help="input: --init's metrics (its b, for TIT rounds)"
+    )
     parser.add_argument("--model", type=Path, required=True, help="output: the weights (.pt)")
     parser.add_argument("--metrics", type=Path, required=True, help="output: metrics (.json)")
     parser.add_argument("--plots", type=Path, required=True, help="output: per-epoch rows (.csv)")

@@ -124,11 +124,13 @@ def build_config(
     epsilon: str | None = None,
     init: str | Path = "",
     checkpoint: str = "",
+    temperature: float | None = None,
 ) -> TrainConfig:
     """The validated :class:`TrainConfig` of ``stage``; a bad value names its params key.
 
     ``init`` is the state_dict file the run starts from (``--init``; dvc.yaml names it): the
-    ANN for the first SNN (Sec. 5.2), the higher-T SNN for TIT (Sec. 4.4), or none.
+    ANN for the first SNN (Sec. 5.2), the higher-T SNN for TIT (Sec. 4.4), or none;
+    ``temperature``, when given, replaces ``dspike.b0`` as Dspike's starting b.
     """
     settings = stage_settings(params, stage)
     values: dict[str, dict[str, Any]] = {group: {} for group in _GROUPS}
@@ -145,6 +147,8 @@ def build_config(
             values[group][name] = get(params, where)
     if epsilon is not None:
         values["surrogate"]["fdg_epsilon"] = float(epsilon)
+    if temperature is not None:  # TIT: the previous round's b (dspike.inherit_temperature)
+        values["surrogate"]["temperature"] = float(temperature)
     model = values["model"]
     if model["mode"] == "ann":
         model["time_steps"] = 1

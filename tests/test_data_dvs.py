@@ -112,6 +112,18 @@ def test_frame_cache_shapes_and_split(cache):
     assert torch.all(x >= 0) and x.sum() > 0 and (x[:, 1].sum() > 0) and (x[:, 0].sum() > 0)
 
 
+def test_frames_are_binary_spikes_after_resizing_or_counts(dvs_root, cache, tmp_path):
+    """Sec. 5.1's 0/1 input: 1 exactly where the resized per-polarity event count is > 0."""
+    binary = torch.load(cache / "train.pt", weights_only=True)["frames"]
+    assert set(binary.unique().tolist()) == {0.0, 1.0}
+    counts = prepare_dvs_frames(dvs_root, tmp_path / "counts", values="count")
+    graded = torch.load(counts / "train.pt", weights_only=True)["frames"]
+    assert graded.max() > 1  # several events per pixel: graded, above 1
+    assert torch.equal(binary, (graded > 0).to(binary.dtype))
+    with pytest.raises(ValueError, match="values must be one of"):
+        prepare_dvs_frames(dvs_root, tmp_path / "bad", values="spikes")
+
+
 def test_frame_cache_is_reused(dvs_root, cache):
     before = (cache / "train.pt").stat().st_mtime_ns
     assert prepare_dvs_frames(dvs_root, cache) == cache

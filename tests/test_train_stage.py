@@ -21,7 +21,7 @@ from pipelines.training import build_config
 PARAMS = {
     "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False, "backend": "eager"},
     "tdbn": {"alpha": 1.0, "alpha_residual": 0.7071067811865476, "form": "scale"},
-    "dspike": {"b0": 1.0, "delta_b": 0.2},
+    "dspike": {"b0": 1.0, "delta_b": 0.2, "inherit_temperature": True},
     "fdg": {"epsilon": 0.1, "batch_size": 8},
     "data": {"source": "bundled", "download": False, "root": "data/raw", "prepared": "prep",
              "workers": 0, "imagenet": {"root": ""}, "dvs": {"size": 48, "max_roll": 5}},
@@ -38,6 +38,8 @@ PARAMS = {
                          "time_steps": 6, "epochs": 1, "lr": 0.04, "surrogate": "dspike"},
         "mnist_scratch": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
                           "epochs": 1, "lr": 0.05, "surrogate": "dspike_adaptive"},
+        "mnist_tit": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 2,
+                      "epochs": 1, "lr": 0.02, "surrogate": "dspike_adaptive"},
         "mnist_best": {"dataset": "mnist", "model": "toy_cnn", "mode": "ann", "time_steps": 1,
                        "epochs": 3, "lr": 0.5, "surrogate": "none", "select": "best"},
         "bad_lr": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
@@ -138,6 +140,7 @@ def test_imagenet_without_a_root_writes_skipped_outputs(workdir):
     [
         (_argv("bad_lr", 0), "stages.bad_lr.lr"),
         (_argv("mnist_scratch", 0, "--epsilon", "0"), "--epsilon"),
+        (_argv("mnist_scratch", 0, "--epsilon", "0.1"), "ablation.epsilons"),  # = fdg.epsilon
         (_argv("mnist_snn", 7, "--init", "models/mnist_ann/seed7.pt"), "--init"),  # no ANN yet
         (_argv("no_such_stage", 0), "stages.no_such_stage"),
     ],
@@ -166,3 +169,18 @@ def test_select_best_ships_the_weights_of_the_epoch_it_reports(workdir):
     assert 100.0 * float(report.correct) / float(report.samples) == metrics["acc"]
     rows = list(csv.DictReader((workdir / "plots/mnist_best/seed0.csv").open()))
     assert float(rows[metrics["best_epoch"] - 1]["test_acc"]) == metrics["acc"]
+
+
+@pytest.mark.parametrize("inherit", [True, False])
+def test_a_tit_round_starts_at_the_previous_rounds_final_temperature(workdir, inherit):
+    """``dspike.inherit_temperature``: T=2 starts at the T=4 run's final b, else at ``b0``."""
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["dspike"]["inherit_temperature"] = inherit
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    main(_argv("mnist_scratch", 0))
+    first = json.loads((workdir / "metrics/mnist_scratch/seed0.json").read_text())
+    assert first["b0"] == 1.0 and first["temperature"] != 1.0  # Algorithm 1 moved b
+    main(_argv("mnist_tit", 0, "--init", "models/mnist_scratch/seed0.pt",
+               "--init-metrics", "metrics/mnist_scratch/seed0.json"))  # fmt: skip
+    second = json.loads((workdir / "metrics/mnist_tit/seed0.json").read_text())
+    assert second["b0"] == (first["temperature"] if inherit else 1.0)

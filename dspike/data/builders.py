@@ -21,7 +21,9 @@ from .bundled import DATASETS, bundle_info
 from .dvs_frames import MANIFEST, DVSFrames, prepare_dvs_frames
 from .errors import HOW_TO_GET, CorruptDataError, DatasetNotFoundError
 
-DVS_FRAME_OPTIONS = ("time_steps", "size", "interpolation", "slicing", "split", "seed", "antialias")
+DVS_FRAME_OPTIONS = (
+    "time_steps", "size", "interpolation", "slicing", "split", "seed", "antialias", "values"
+)
 
 
 def _checked(name: str, path: Path) -> Path:

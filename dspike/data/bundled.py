@@ -45,6 +45,8 @@ from .errors import DatasetNotFoundError
 
 DATASETS = ("mnist", "cifar10", "cifar100", "cifar10dvs", "imagenet")
 SUBSTITUTES = {
+    "cifar10": "SUBSET: 2,000 bundled CIFAR-10 images, all from the official test set (1,600 used "
+    "as 'train', 400 as 'test'), not the 50k/10k splits",
     "cifar100": "SUBSTITUTE: bundled CIFAR-10 images in CIFAR-100 format (10 of 100 labels "
     "used), not CIFAR-100",
     "cifar10dvs": "SIMULATED: CIFAR-10 images moved in front of a software DVS "

@@ -6,7 +6,11 @@ Two choices where public implementations disagree are parameters: the split (``f
 (``bilinear``, our default, or ``nearest``). Events are binned into ``time_steps`` frames of equal
 event counts (``slicing="event_count"``, tonic ``n_event_bins``) or equal durations
 (``slicing="time"``, tonic ``n_time_bins``); each frame holds per-pixel event counts of each
-polarity (channel 0 = OFF, 1 = ON).
+polarity (channel 0 = OFF, 1 = ON), resized to ``size`` x ``size``. Sec. 5.1 feeds neuromorphic
+inputs "already converted to 0/1 spike format": with ``values="binary"`` (the default) a pixel of a
+polarity channel is 1 where its resized event count is > 0 (some event fell within the
+interpolation footprint of that output pixel) and 0 elsewhere; ``values="count"`` keeps the
+resized counts (graded, possibly above 1), as much public code does.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ DVS_CLASSES = (
     "truck",
 )
 MANIFEST = "manifest.json"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the "values" option (binary spike frames or counts)
+FRAME_VALUES = ("binary", "count")
 
 
 def _tonic_cifar10dvs():
@@ -79,8 +84,10 @@ def split_indices(
 class _FrameConverter(Dataset):
     """tonic recording i -> float16 [T,2,size,size] frames; a Dataset so DataLoader workers help."""
 
-    def __init__(self, tonic_ds, size: int, interpolation: str, antialias: bool) -> None:
-        self.ds, self.size, self.antialias = tonic_ds, size, antialias
+    def __init__(
+        self, tonic_ds, size: int, interpolation: str, antialias: bool, binary: bool
+    ) -> None:
+        self.ds, self.size, self.antialias, self.binary = tonic_ds, size, antialias, binary
         self.mode = InterpolationMode(interpolation)
 
     def __len__(self) -> int:
@@ -93,6 +100,8 @@ class _FrameConverter(Dataset):
             raise CorruptDataError(self.ds.data[i], f"{type(err).__name__}: {err}") from None
         x = torch.from_numpy(np.asarray(frames, dtype=np.float32))
         x = TF.resize(x, [self.size, self.size], interpolation=self.mode, antialias=self.antialias)
+        if self.binary:
+            x = (x > 0).to(x.dtype)  # Sec. 5.1: 0/1 spikes, after resizing
         return x.to(torch.float16), int(label)
 
 
@@ -107,6 +116,7 @@ def prepare_dvs_frames(
     split: str = "first900",
     seed: int = 0,
     antialias: bool = False,
+    values: str = "binary",
     workers: int = 0,
 ) -> Path:
     """Convert tonic's CIFAR10DVS under ``root`` into a frame cache in ``out_dir``; return it.
@@ -122,6 +132,8 @@ def prepare_dvs_frames(
         raise ValueError(f"slicing must be 'event_count' or 'time', not {slicing!r}")
     if interpolation not in ("bilinear", "nearest"):
         raise ValueError(f"interpolation must be 'bilinear' or 'nearest', not {interpolation!r}")
+    if values not in FRAME_VALUES:
+        raise ValueError(f"values must be one of {list(FRAME_VALUES)}, not {values!r}")
     root, out_dir = Path(root), Path(out_dir)
     options = dict(
         time_steps=time_steps,
@@ -131,6 +143,7 @@ def prepare_dvs_frames(
         split=split,
         seed=seed,
         antialias=antialias,
+        values=values,
     )
     if (out_dir / MANIFEST).is_file():
         manifest = json.loads((out_dir / MANIFEST).read_text())
@@ -140,7 +153,7 @@ def prepare_dvs_frames(
     bins = {"n_event_bins" if slicing == "event_count" else "n_time_bins": time_steps}
     tonic_ds = open_cifar10dvs(root, transform=ToFrame(sensor_size=sensor, **bins))
     train_idx, test_idx = split_indices(tonic_ds.data, tonic_ds.targets, split, seed)
-    converter = _FrameConverter(tonic_ds, size, interpolation, antialias)
+    converter = _FrameConverter(tonic_ds, size, interpolation, antialias, values == "binary")
     loader = DataLoader(converter, batch_size=None, num_workers=workers)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # per-recording ops are tiny: intra-op threads only add overhead
