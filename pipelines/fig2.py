@@ -7,9 +7,8 @@ import argparse
 from dspike.studies import fig2
 
 from .cli import stage_main
-from .params import flatten, get
-from .studies import mnist_splits, study_arguments, toy_settings
-from .tracking import STUDIES, DatasetRecord, experiment_name, log_stage_run, run_tags
+from .params import get
+from .studies import log_study, mnist_splits, study_arguments, toy_settings
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:
@@ -20,13 +19,7 @@ def _run(params: dict, args: argparse.Namespace) -> None:
         epsilons=[float(e) for e in cfg["epsilons"]], **toy_settings(params),
     )  # fmt: skip
     print(curves.to_string(index=False))
-    log_stage_run(
-        experiment_name("studies"), "fig2", run_tags(params, __file__, stage="fig2"),
-        params={**flatten(get(params, "studies.toy"), "studies.toy"),
-                **flatten(cfg, "studies.fig2")},
-        artifacts={"": args.out}, inputs=[DatasetRecord.from_manifest(args.manifest, "train")],
-        description=STUDIES,
-    )  # fmt: skip
+    log_study(params, "fig2", args)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,8 @@ from torch.utils.data import Dataset, Subset
 from dspike.data import build_dataset, materialize_bundled
 
 from .cli import out_dir_argument
-from .params import get
+from .params import flatten, get
+from .tracking import STUDIES, DatasetRecord, experiment_name, log_stage_run, run_tags
 
 
 def _first(dataset: Dataset, n: int) -> Dataset:
@@ -48,3 +49,14 @@ def study_arguments(parser: argparse.ArgumentParser) -> None:
     """``--out DIR`` and ``--manifest`` (the MNIST manifest the study's run logs as its input)."""
     out_dir_argument(parser)
     parser.add_argument("--manifest", type=Path, required=True, help="input: MNIST's manifest")
+
+
+def log_study(params: dict, name: str, args: argparse.Namespace) -> None:
+    """The study's MLflow run: its params, MNIST as its input, its outputs as artifacts."""
+    log_stage_run(
+        experiment_name("studies"), name, run_tags(params, f"{name}.py", stage=name),
+        params={**flatten(get(params, "studies.toy"), "studies.toy"),
+                **flatten(get(params, f"studies.{name}"), f"studies.{name}")},
+        artifacts={"": args.out}, inputs=[DatasetRecord.from_manifest(args.manifest, "train")],
+        description=STUDIES,
+    )  # fmt: skip

@@ -20,6 +20,7 @@ import torch
 import yaml
 from engine_support import one_thread
 from PIL import Image
+from stage_support import stage_params, toy_stage
 
 from pipelines import fig3
 from pipelines.params import load_params
@@ -29,26 +30,15 @@ from pipelines.training import build_config
 
 pytestmark = pytest.mark.integration
 
-PARAMS = {
-    "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False, "backend": "eager"},
-    "tdbn": {"alpha": 1.0, "alpha_residual": 0.7071067811865476, "form": "scale"},
-    "dspike": {"b0": 1.0, "delta_b": 0.2},
-    "fdg": {"epsilon": 0.1, "batch_size": 8},
-    "data": {"source": "bundled", "download": False, "root": "data/raw", "prepared": "prep",
-             "workers": 0, "imagenet": {"root": ""}, "dvs": {"size": 48, "max_roll": 5}},
-    "models": {"toy_cnn": {"width": 6}},
-    "train": {"momentum": 0.9, "weight_decay": 1e-4, "nesterov": False, "schedule": "cosine",
-              "batch_size": 32, "bf16": False, "select": "final", "max_train_samples": 160,
-              "max_test_samples": 96, "checkpoint_dir": "checkpoints"},
-    "stages": {
-        "mnist_ann": {"dataset": "mnist", "model": "toy_cnn", "mode": "ann", "time_steps": 1,
-                      "epochs": 1, "lr": 0.1, "surrogate": "none"},
-        "mnist_snn": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 2,
-                      "epochs": 1, "lr": 0.05, "surrogate": "dspike_adaptive"},
+PARAMS = stage_params(
+    {
+        "mnist_ann": toy_stage("ann", 1, 1, 0.1, "none"),
+        "mnist_snn": toy_stage("snn", 2, 1, 0.05, "dspike_adaptive"),
     },
-    "studies": {"fig3": {"temperatures": [1.0, 4.0]}},
-    "report": {"scale": "SMOKE (test)"},
-}  # fmt: skip
+    train={"max_train_samples": 160, "max_test_samples": 96},
+    studies={"fig3": {"temperatures": [1.0, 4.0]}},
+    report={"scale": "SMOKE (test)"},
+)
 
 
 def _free_port() -> int:

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from engine_support import one_thread
+from stage_support import stage_params, toy_stage
 
 from dspike.engine import PLOT_COLUMNS
 from pipelines.params import load_params
@@ -18,34 +19,18 @@ from pipelines.prepare import prepare
 from pipelines.train import main
 from pipelines.training import build_config
 
-PARAMS = {
-    "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False, "backend": "eager"},
-    "tdbn": {"alpha": 1.0, "alpha_residual": 0.7071067811865476, "form": "scale"},
-    "dspike": {"b0": 1.0, "delta_b": 0.2, "inherit_temperature": True},
-    "fdg": {"epsilon": 0.1, "batch_size": 8},
-    "data": {"source": "bundled", "download": False, "root": "data/raw", "prepared": "prep",
-             "workers": 0, "imagenet": {"root": ""}, "dvs": {"size": 48, "max_roll": 5}},
-    "models": {"toy_cnn": {"width": 6}},
-    "train": {"momentum": 0.9, "weight_decay": 1e-4, "nesterov": False, "schedule": "cosine",
-              "batch_size": 32, "bf16": False, "select": "final", "max_train_samples": 320,
-              "max_test_samples": 160, "checkpoint_dir": "checkpoints"},
-    "stages": {
-        "mnist_ann": {"dataset": "mnist", "model": "toy_cnn", "mode": "ann", "time_steps": 1,
-                      "epochs": 2, "lr": 0.1, "surrogate": "none"},
-        "mnist_snn": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
-                      "epochs": 1, "lr": 0.05, "surrogate": "dspike"},
+PARAMS = stage_params(
+    {
+        "mnist_ann": toy_stage("ann", 1, 2, 0.1, "none"),
+        "mnist_snn": toy_stage("snn", 4, 1, 0.05, "dspike"),
         "imagenet_snn": {"dataset": "imagenet", "model": "resnet34", "mode": "snn",
                          "time_steps": 6, "epochs": 1, "lr": 0.04, "surrogate": "dspike"},
-        "mnist_scratch": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
-                          "epochs": 1, "lr": 0.05, "surrogate": "dspike_adaptive"},
-        "mnist_tit": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 2,
-                      "epochs": 1, "lr": 0.02, "surrogate": "dspike_adaptive"},
-        "mnist_best": {"dataset": "mnist", "model": "toy_cnn", "mode": "ann", "time_steps": 1,
-                       "epochs": 3, "lr": 0.5, "surrogate": "none", "select": "best"},
-        "bad_lr": {"dataset": "mnist", "model": "toy_cnn", "mode": "snn", "time_steps": 4,
-                   "epochs": 1, "lr": -0.1, "surrogate": "dspike"},
-    },
-}  # fmt: skip
+        "mnist_scratch": toy_stage("snn", 4, 1, 0.05, "dspike_adaptive"),
+        "mnist_tit": toy_stage("snn", 2, 1, 0.02, "dspike_adaptive"),
+        "mnist_best": toy_stage("ann", 1, 3, 0.5, "none", select="best"),
+        "bad_lr": toy_stage("snn", 4, 1, -0.1, "dspike"),
+    }
+)  # fmt: skip
 
 
 @pytest.fixture
