@@ -127,10 +127,6 @@ class OpCounts:
     n_mult: float
     adds_by_layer: dict[str, float] = field(default_factory=dict)
 
-    def energy(self, e_mac: float = E_MAC, e_ac: float = E_AC) -> float:
-        """Joules per sample, :func:`energy` of these counts."""
-        return energy(self.n_mult, self.n_add, e_mac, e_ac)
-
 
 def op_counts(
     macs: Mapping[str, float],
@@ -198,14 +194,6 @@ class ActivityReport:
         rows = [{"index": i, "layer": k, "firing_rate": r}
                 for i, (k, r) in enumerate(self.firing_rates.items(), 1)]
         return pd.DataFrame(rows, columns=["index", "layer", "firing_rate"])
-
-    def input_frame(self) -> pd.DataFrame:
-        """One row per conv/linear layer: layer, nonzero, numel, rate, binary."""
-        import pandas as pd
-
-        rows = [{"layer": k, "nonzero": v.nonzero, "numel": v.numel, "rate": v.rate,
-                 "binary": v.binary} for k, v in self.inputs.items()]
-        return pd.DataFrame(rows, columns=["layer", "nonzero", "numel", "rate", "binary"])
 
 
 class _InputCounter:

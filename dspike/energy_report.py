@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from .energy import E_AC, E_MAC, ActivityReport, energy
+from .energy import E_AC, E_MAC, energy
 from .io import atomic_write_text, save_figure
 
 __all__ = [
@@ -20,7 +20,6 @@ __all__ = [
     "TABLE3_NOTE",
     "format_count",
     "format_energy",
-    "layer_table",
     "table3_rows",
     "write_firing_rates",
     "write_table3",
@@ -81,20 +80,6 @@ def write_firing_rates(df: pd.DataFrame, out_dir: str | Path, stem: str = "firin
     fig.tight_layout()
     save_figure(fig, png_path)
     return csv_path, png_path
-
-
-def layer_table(macs: Mapping[str, float], activity: ActivityReport, time_steps: int,
-                first_layer: str = "conv1") -> pd.DataFrame:
-    """Per layer: MACs per step, input rate, whether the input was binary, and #Add."""
-    rows = []
-    for name, m in macs.items():
-        inp = activity.inputs.get(name)
-        rate = inp.rate if inp else float("nan")
-        adds = 0.0 if name == first_layer else m * rate * time_steps
-        rows.append({"layer": name, "macs_per_step": m, "input_rate": rate,
-                     "binary_input": inp.binary if inp else None, "n_add": adds,
-                     "n_mult": m * time_steps if name == first_layer else 0})
-    return pd.DataFrame(rows)
 
 
 def _row(source: str, r: Mapping[str, Any], e_mac: float, e_ac: float) -> dict[str, Any]:

@@ -27,7 +27,7 @@ __all__ = ["TdBatchNorm2d"]
 
 
 class TdBatchNorm2d(nn.Module):
-    """tdBN over ``[T*B, C, H, W]`` (or ``[N, C]`` with ``dims=1``): Eq. (4)-(5)."""
+    """tdBN over ``[T*B, C, H, W]``: Eq. (4)-(5)."""
 
     def __init__(
         self,
@@ -35,15 +35,13 @@ class TdBatchNorm2d(nn.Module):
         alpha: float = 1.0,
         v_threshold: float = 0.5,
         form: Literal["scale", "init"] = "scale",
-        dims: Literal[1, 2] = 2,
         eps: float = 1e-5,
         momentum: float = 0.1,
     ) -> None:
         super().__init__()
         if form not in ("scale", "init"):
             raise ValueError(f"tdBN form must be 'scale' or 'init', got {form!r}")
-        bn_cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
-        self.bn = bn_cls(num_features, eps=eps, momentum=momentum)
+        self.bn = nn.BatchNorm2d(num_features, eps=eps, momentum=momentum)
         self.form = form
         factor = float(alpha) * float(v_threshold)
         self.scale = factor if form == "scale" else 1.0
@@ -54,7 +52,7 @@ class TdBatchNorm2d(nn.Module):
         bn = self.bn
         if self.scale == 1.0:
             return bn(x)
-        if type(bn) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        if type(bn) is nn.BatchNorm2d:
             # One fused kernel: fold alpha*V_th into the affine weight.
             return _batch_norm(bn, x, bn.weight * self.scale)
         # Any replacement layer (e.g. SyncBatchNorm): s*(g*xh + b) + (1-s)*b = s*g*xh + b.

@@ -47,7 +47,7 @@ def _check_idx(path: Path) -> None:
         raise CorruptDataError(path, f"{len(data)} bytes, header {dims} needs {expected}")
 
 
-def _mnist(root: Path, train: bool, download: bool, augment: bool) -> Dataset:
+def _mnist(root: Path, train: bool, download: bool) -> Dataset:
     prefix = "train" if train else "t10k"
     try:
         for kind in ("images-idx3", "labels-idx1"):
@@ -195,7 +195,7 @@ def build_dataset(
     """
     root = Path(root).expanduser()
     if name == "mnist":
-        return _mnist(root, train, download, augment, **options)
+        return _mnist(root, train, download, **options)
     if name in ("cifar10", "cifar100"):
         return _cifar(name, root, train, download, augment, **options)
     if name == "imagenet":

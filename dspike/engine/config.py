@@ -103,8 +103,6 @@ class RunConfig:
     checkpoint: str = ""
     select: str = "final"
     progress: bool = True
-    sync_bn: bool = True
-    dist_timeout_s: float = 7200.0
 
 
 @dataclass
@@ -160,7 +158,6 @@ class TrainConfig:
         _at_least("run.epochs", r.epochs, 1)
         _at_least("run.seed", r.seed, 0)
         _choice("run.select", r.select, SELECTIONS)
-        _number("run.dist_timeout_s", r.dist_timeout_s, positive=True)
         return self
 
 

@@ -73,14 +73,14 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, info: DistInfo, sync_bn: bool = True) -> nn.Module:
+def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
     """``model`` on its device; under torchrun, with SyncBatchNorm (GPU) inside DDP."""
     model.to(info.device)
     if not info.distributed:
         return model
-    if sync_bn and info.device.type == "cuda":
+    if info.device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    elif sync_bn:
+    else:
         warnings.warn("SyncBatchNorm needs GPUs; batch statistics stay per process", stacklevel=2)
     device_ids = [info.device.index] if info.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)

@@ -146,7 +146,7 @@ def fit(
     calls this; only rank 0 writes the checkpoint and talks to ``tracker``.
     """
     config.validate()
-    info = distributed.setup(config.run.dist_timeout_s)
+    info = distributed.setup()
     return _Trainer(config, model, train_set, test_set, tracker, info).run()
 
 
@@ -169,7 +169,7 @@ class _Trainer:
         self.state = load_checkpoint(run.checkpoint) if run.checkpoint else None
         if self.state is not None:
             self._check_checkpoint(model)
-        self.net = distributed.wrap_model(model, info, run.sync_bn)
+        self.net = distributed.wrap_model(model, info)
         self.model: SpikingNet = distributed.unwrap(self.net)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, run.epochs)

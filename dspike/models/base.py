@@ -79,13 +79,13 @@ class SpikingNet(nn.Module):
             s.tau, s.v_threshold, s.surrogate, s.detach_reset, self.time_steps, s.lif_backend
         )
 
-    def norm(self, channels: int, residual: bool = False, dims: Literal[1, 2] = 2) -> nn.Module:
+    def norm(self, channels: int, residual: bool = False) -> nn.Module:
         """tdBN in the SNN, plain BN (scale 1, same parameter names) in the ANN."""
         s = self.spec
         alpha = s.alpha_residual if residual else s.alpha
         if not self.is_snn:
-            return TdBatchNorm2d(channels, alpha=1.0, v_threshold=1.0, dims=dims)
-        return TdBatchNorm2d(channels, alpha, s.v_threshold, s.tdbn_form, dims=dims)
+            return TdBatchNorm2d(channels, alpha=1.0, v_threshold=1.0)
+        return TdBatchNorm2d(channels, alpha, s.v_threshold, s.tdbn_form)
 
     def set_time_steps(self, time_steps: int) -> None:
         """Change T in place (Time Inheritance Training); parameters are untouched."""
