@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .energy import E_AC, E_MAC, energy
-from .io import atomic_write_text, save_figure
+from .io import atomic_write_text, pyplot, save_figure
 
 __all__ = [
     "TABLE3_COLUMNS",
@@ -22,7 +22,6 @@ __all__ = [
     "format_energy",
     "table3_rows",
     "write_firing_rates",
-    "write_table3",
 ]
 
 TABLE3_COLUMNS = ["Source", "Method", "Model", "T", "Acc.", "#Add", "#Mult", "Energy",
@@ -62,10 +61,7 @@ def write_firing_rates(df: pd.DataFrame, out_dir: str | Path, stem: str = "firin
     The paper's y-axis reads "activation sparsity" but plots the fraction of neurons firing
     per time step; we label it as a firing rate.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = Path(out_dir)
     csv_path, png_path = out / f"{stem}.csv", out / f"{stem}.png"
@@ -105,6 +101,9 @@ def table3_rows(
 ) -> pd.DataFrame:
     """Table 3: the paper's rows, then ours, with energy recomputed in correct units.
 
+    The formula and units caveat is the frame's ``attrs["note"]``, which
+    :func:`dspike.markdown.write_table` prints under the table (and so into REPORT.md).
+
     Each row is a mapping with ``method``, ``model``, ``n_add``, ``n_mult`` and optionally
     ``acc`` (%, None for N/A), ``time_steps`` and ``energy_printed`` (the paper's text).
     """
@@ -113,22 +112,3 @@ def table3_rows(
     df = pd.DataFrame(rows, columns=TABLE3_COLUMNS, dtype=object)
     df.attrs["note"] = TABLE3_NOTE
     return df
-
-
-def write_table3(df: pd.DataFrame, out_dir: str | Path, stem: str = "table3"
-                 ) -> tuple[Path, Path]:
-    """Write Table 3 as ``<stem>.csv`` and ``<stem>.md`` (markdown, with the units note)."""
-    out = Path(out_dir)
-    csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
-    atomic_write_text(csv_path, df.to_csv(index=False))
-    header = "| " + " | ".join(df.columns) + " |"
-    sep = "|" + "---|" * len(df.columns)
-    body = ["| " + " | ".join("" if _blank(v) else str(v) for v in row) + " |"
-            for row in df.itertuples(index=False)]
-    note = df.attrs.get("note", TABLE3_NOTE)
-    atomic_write_text(md_path, "\n".join([header, sep, *body, "", note, ""]))
-    return csv_path, md_path
-
-
-def _blank(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v)

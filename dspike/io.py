@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_text", "save_figure"]
+__all__ = ["atomic_path", "atomic_write_text", "pyplot", "save_figure"]
 
 
 @contextlib.contextmanager
@@ -34,10 +34,19 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def save_figure(fig: Any, path: str | Path, dpi: int = 150) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it; returns ``path``."""
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend: figures here are only ever saved to files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 150) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it; returns ``path``."""
+    plt = pyplot()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)

@@ -5,22 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
-from dspike.data import build_dataset, materialize_bundled
+from dspike.data import build_dataset, materialize_bundled, random_subset
 
 from .cli import out_dir_argument
 from .params import flatten, get
 from .tracking import STUDIES, DatasetRecord, experiment_name, log_stage_run, run_tags
-
-
-def _first(dataset: Dataset, n: int) -> Dataset:
-    """A fixed (seed 0) random subset of ``n`` samples; 0 keeps everything."""
-    if not n or n >= len(dataset):  # type: ignore[arg-type]
-        return dataset
-    pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:n]  # type: ignore[arg-type]
-    return Subset(dataset, sorted(pick.tolist()))
 
 
 def mnist_splits(params: dict) -> tuple[Dataset, Dataset]:
@@ -31,7 +22,7 @@ def mnist_splits(params: dict) -> tuple[Dataset, Dataset]:
     download = bool(get(params, "data.download"))
     train = build_dataset("mnist", root, train=True, download=download)
     test = build_dataset("mnist", root, train=False, download=download)
-    return _first(train, int(get(params, "studies.toy.train_size"))), test
+    return random_subset(train, int(get(params, "studies.toy.train_size"))), test
 
 
 def toy_settings(params: dict) -> dict:

@@ -24,7 +24,8 @@ import pandas as pd
 import yaml
 
 from dspike.energy_report import table3_rows
-from dspike.io import atomic_write_text, save_figure
+from dspike.io import atomic_write_text, pyplot, save_figure
+from dspike.markdown import write_table
 
 from .cli import stage_main
 from .params import get, params_hash, provenance
@@ -32,10 +33,6 @@ from .tracking import experiment_name, log_stage_run, run_tags
 
 REPORTED = Path(__file__).with_name("paper_reported.yaml")
 DATASET_OF = {"cifar10": "cifar10", "cifar100": "cifar100", "cifar10dvs": "cifar10dvs"}
-
-
-def _fmt(x: float | None, digits: int = 2) -> str:
-    return "" if x is None or pd.isna(x) else f"{x:.{digits}f}"
 
 
 def load_runs(metrics: Path, run: str, select: str) -> list[dict]:
@@ -103,6 +100,7 @@ def table2(reported: dict, select: str, inputs: argparse.Namespace) -> dict[str,
 
 
 def table1(reported: dict, inputs: argparse.Namespace) -> pd.DataFrame:
+    """Table 1 study's accuracies beside the paper's; the reference file's note under it."""
     path = inputs.results / "table1" / "table1.csv"
     ours = pd.read_csv(path)
     rep = reported["table1"]
@@ -110,8 +108,10 @@ def table1(reported: dict, inputs: argparse.Namespace) -> pd.DataFrame:
         rep["rectangular"] if g == "rectangular" else rep["fdg"].get(e)
         for g, e in zip(ours["gradient"], ours["eps"], strict=True)
     ]
-    df = ours.assign(paper=paper)
-    return _with_diff(df.rename(columns={"test_acc": "ours"}))
+    df = _with_diff(ours.assign(paper=paper).rename(columns={"test_acc": "ours"}))
+    if rep.get("note"):
+        df.attrs["note"] = rep["note"]
+    return df
 
 
 def table3(reported: dict, params: dict, inputs: argparse.Namespace) -> pd.DataFrame:
@@ -175,10 +175,7 @@ def table5(
 
 def fig5(plots: Path, out: Path) -> pd.DataFrame:
     """Temperature b per epoch on CIFAR10-DVS, one line per seed (Sec. 5.6)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     curves = {p.stem: pd.read_csv(p) for p in sorted((plots / "dvs_snn_t10").glob("seed*.csv"))}
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -191,27 +188,6 @@ def fig5(plots: Path, out: Path) -> pd.DataFrame:
     fig.tight_layout()
     save_figure(fig, out, dpi=120)
     return pd.concat([df.assign(seed=s) for s, df in curves.items()], ignore_index=True)
-
-
-def to_markdown(df: pd.DataFrame) -> str:
-    """A GitHub table; accuracies as 'mean ± std' where a std exists."""
-    df = df.copy()
-    for col in ("ours", "paper"):
-        std = f"{col}_std"
-        if col in df and std in df:
-            df[col] = [
-                _fmt(m) + (f" ± {_fmt(s)}" if s is not None and not pd.isna(s) else "")
-                for m, s in zip(df[col], df[std], strict=True)
-            ]
-            df = df.drop(columns=std)
-    if "diff" in df:
-        df["diff"] = [_fmt(d) for d in df["diff"]]
-    df = df.astype(object).where(df.notna(), "")
-    df = df.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, rule, *body]) + "\n"
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:
@@ -233,13 +209,8 @@ def _run(params: dict, args: argparse.Namespace) -> None:
         f"Accuracies select the **{select}** epoch of each run (train.select); "
         "`ours` is mean ± std over n seeds, `diff` = ours - paper.\n",
     ]
-    for name, df in tables.items():
-        atomic_write_text(args.out / "tables" / f"{name}.csv", df.to_csv(index=False))
-        md = to_markdown(df)
-        if df.attrs.get("note"):  # Table 3's units and formula caveat
-            md += f"\n{df.attrs['note']}\n"
-        atomic_write_text(args.out / "tables" / f"{name}.md", f"{md}\n_{line}_\n")
-        sections += [f"## {name}\n", md]
+    for name, df in tables.items():  # each table's note (Table 3's units) goes with it
+        sections += [f"## {name}\n", write_table(df, args.out / "tables" / name, f"_{line}_")]
     figures = [args.results / f for f in ("fig2/fig2.png", "fig3/fig3.png", "energy/fig4.png")]
     for figure in [*figures, args.out / "fig5.png"]:
         sections.append(f"![{figure.stem}]({os.path.relpath(figure, args.out)})\n")

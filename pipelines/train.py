@@ -54,7 +54,7 @@ from dspike.engine import (
     distributed,
     fit,
 )
-from dspike.io import atomic_path, atomic_write_text, save_figure
+from dspike.io import atomic_path, atomic_write_text, pyplot, save_figure
 
 from .cli import stage_main
 from .params import ParamsError, get
@@ -137,10 +137,7 @@ def write_outputs(
 
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
     """Loss, accuracy, Dspike temperature and firing rate per epoch, one panel each."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in history]

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
-from dspike.data import build_dataset, materialize_bundled
+from dspike.data import build_dataset, materialize_bundled, random_subset
 from dspike.engine import (
     ConfigError,
     DataConfig,
@@ -218,15 +217,6 @@ def dvs_frames_dir(params: dict) -> Path:
 # --- data --------------------------------------------------------------------------------------
 
 
-def _subset(dataset: Dataset, limit: int) -> Dataset:
-    """A fixed (seed 0) random subset of ``limit`` samples; 0 keeps everything."""
-    n = len(dataset)  # type: ignore[arg-type]
-    if not limit or limit >= n:
-        return dataset
-    pick = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:limit]
-    return Subset(dataset, sorted(pick.tolist()))
-
-
 def build_datasets(
     params: dict, dataset: str, info: distributed.DistInfo
 ) -> tuple[Dataset, Dataset]:
@@ -256,4 +246,4 @@ def build_datasets(
         build_dataset(dataset, root, train, download=download, **options) for train in (True, False)
     ]
     limits = [int(get(params, f"train.max_{s}_samples", 0)) for s in ("train", "test")]
-    return _subset(sets[0], limits[0]), _subset(sets[1], limits[1])
+    return random_subset(sets[0], limits[0]), random_subset(sets[1], limits[1])

@@ -12,8 +12,8 @@ from dspike.energy_report import (
     format_energy,
     table3_rows,
     write_firing_rates,
-    write_table3,
 )
+from dspike.markdown import write_table
 from dspike.neurons import LIF
 
 
@@ -141,7 +141,8 @@ def test_report_files_and_table3_units(tmp_path):
     assert df["Energy"].tolist() == ["1.03 mJ", "80.3 uJ"]
     assert df["#Mult"].tolist() == ["187M", "3.52M"]
     assert df["Source"].tolist() == ["paper", "ours"]
-    _, md = write_table3(df, tmp_path)
+    write_table(df, tmp_path / "table3")
+    md = tmp_path / "table3.md"
     assert "1.03J" in md.read_text() and "SI prefix" in md.read_text()
     assert format_count(5120) == "5.12K" and format_energy(2.0) == "2 J"
 

@@ -1,4 +1,4 @@
-"""The toy studies at tiny scale: FDG training, Fig. 2, Table 1, Fig. 3 and their CLIs."""
+"""The toy studies at tiny scale: FDG training, Fig. 2, Table 1, Fig. 3, and a study stage."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
+from engine_support import one_thread
 from torch.utils.data import TensorDataset
 
 from dspike.fdg import fdg
@@ -58,13 +60,12 @@ def test_fig2_small(tmp_path: Path) -> None:
 
 def test_table1_small(tmp_path: Path) -> None:
     table = table1.run(_blobs(64), _blobs(30, seed=1), tmp_path, epochs=1, epsilons=(0.1, 0.5),
-                       batch_size=32, time_steps=2, num_classes=3,
-                       reported={"rectangular": 94.9, "0.1": 90.0})
+                       batch_size=32, time_steps=2, num_classes=3)
     assert list(table["gradient"]) == ["rectangular", "fdg", "fdg"]
     assert math.isnan(table["eps"].iloc[0]) and list(table["eps"].iloc[1:]) == [0.1, 0.5]
     assert table["test_acc"].between(0, 100).all()
     md = (tmp_path / "table1.md").read_text()
-    assert "94.9" in md and "90.0" in md and "Best FDG ε here" in md
+    assert "Best FDG ε here" in md  # the paper's numbers beside ours: tests/test_report.py
     assert len(pd.read_csv(tmp_path / "table1.csv")) == 3
 
 
@@ -82,18 +83,25 @@ def test_fig3(tmp_path: Path) -> None:
     assert peaks == sorted(peaks)  # a higher temperature gives a sharper gradient
 
 
-@pytest.mark.parametrize("module", [fig2, table1, fig3])
-def test_cli_help(module, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        module.main(["--help"])
-    assert exit_info.value.code == 0
-    assert "usage: python -m dspike.studies." in capsys.readouterr().out
+STUDY_PARAMS = {
+    "data": {"source": "bundled", "download": False, "root": "data/raw"},
+    "seeds": [0],
+    "studies": {"toy": {"train_size": 64, "batch_size": 32, "lr": 0.01, "time_steps": 2},
+                "table1": {"epochs": 1, "epsilons": [0.1]}},
+}  # fmt: skip
 
 
-def test_table1_cli_on_bundled_mnist(tmp_path: Path) -> None:
-    data = pytest.importorskip("dspike.data")
-    root = data.materialize_bundled("mnist", tmp_path / "raw")
-    table = table1.main(["--data-root", str(root), "--out", str(tmp_path / "out"),
-                         "--train-size", "64", "--test-size", "64", "--epochs", "1",
-                         "--epsilons", "0.1", "--batch-size", "32", "--time-steps", "2"])
-    assert len(table) == 2 and (tmp_path / "out" / "table1.md").exists()
+def test_table1_stage_on_bundled_mnist(tmp_path: Path, monkeypatch) -> None:
+    """The study's one entry point, ``python -m pipelines.table1``, on real (bundled) MNIST."""
+    from pipelines.params import load_params
+    from pipelines.prepare import prepare
+    from pipelines.table1 import main
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(STUDY_PARAMS))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with one_thread():
+        prepare(load_params(), "mnist", Path("data/manifests/mnist.json"))
+        main(["--out", "results/table1", "--manifest", "data/manifests/mnist.json"])
+    table = pd.read_csv(tmp_path / "results/table1/table1.csv")
+    assert len(table) == 2 and (tmp_path / "results/table1/table1.md").exists()

@@ -14,6 +14,7 @@ from .dvs_frames import DVS_CLASSES, DVSFrames, open_cifar10dvs, prepare_dvs_fra
 from .dvs_sim import EVENT_DTYPE, read_aedat4, saccade_path, simulate_saccade, write_aedat4
 from .errors import CorruptDataError, DatasetNotFoundError
 from .loader import make_loader
+from .subset import random_subset
 from .transforms import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -64,6 +65,7 @@ __all__ = [
     "mnist_transform",
     "open_cifar10dvs",
     "prepare_dvs_frames",
+    "random_subset",
     "read_aedat4",
     "saccade_path",
     "simulate_saccade",

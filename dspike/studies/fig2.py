@@ -11,7 +11,6 @@ the similarities), ``fig2_iterations.csv`` (every similarity) and ``fig2.png``.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,11 +18,11 @@ import pandas as pd
 from torch.utils.data import Dataset
 
 from ..fdg import FIRST_LAYER, cosine_similarity, fdg
-from ..io import atomic_path, save_figure
+from ..io import atomic_path, pyplot, save_figure
 from ..surrogate import Rectangular
-from .toy_training import Iteration, load_split, make_toy, sample_shape, train_toy
+from .toy_training import Iteration, make_toy, sample_shape, train_toy
 
-__all__ = ["main", "plot", "run"]
+__all__ = ["plot", "run"]
 
 PANELS = {"ann": "(a) ANN (ReLU)", "snn": "(b) SNN (rectangular SG)"}
 
@@ -75,10 +74,7 @@ def run(
 
 def plot(curves: pd.DataFrame, path: str | Path) -> Path:
     """Fig. 2's layout: one panel per mode, cosine similarity per epoch, one line per eps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     modes = list(dict.fromkeys(curves["mode"]))
     fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.4), squeeze=False)
@@ -93,31 +89,3 @@ def plot(curves: pd.DataFrame, path: str | Path) -> Path:
         ax.legend()
     fig.tight_layout()
     return save_figure(fig, path)
-
-
-def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
-    p = argparse.ArgumentParser(prog="python -m dspike.studies.fig2", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="mnist")
-    p.add_argument("--data-root", required=True, help="root that dspike.data reads")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--train-size", type=int, default=0, help="0 = the whole training split")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--iterations", type=int, default=100)
-    p.add_argument("--epsilons", type=float, nargs="+", default=[0.1, 0.01, 0.001])
-    p.add_argument("--modes", nargs="+", default=["ann", "snn"], choices=sorted(PANELS))
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--time-steps", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    train = load_split(a.dataset, a.data_root, True, a.train_size, a.seed)
-    curves = run(train, a.out, epochs=a.epochs, iterations=a.iterations, epsilons=a.epsilons,
-                 modes=a.modes, batch_size=a.batch_size, lr=a.lr, time_steps=a.time_steps,
-                 seed=a.seed)
-    print(curves.to_string(index=False))
-    return curves
-
-
-if __name__ == "__main__":
-    main()

@@ -7,17 +7,16 @@ to 1 above 1). Outputs in ``out_dir``: ``fig3.csv`` (x, temperature, forward, ba
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from ..io import atomic_path, save_figure
+from ..io import atomic_path, pyplot, save_figure
 from ..surrogate import Dspike
 
-__all__ = ["curves", "main", "plot", "run"]
+__all__ = ["curves", "plot", "run"]
 
 V_TH = 0.5
 
@@ -40,10 +39,7 @@ def curves(
 
 def plot(data: pd.DataFrame, path: str | Path) -> Path:
     """Fig. 3's layout: forward (left) and backward (right), one line per temperature."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (fwd, bwd) = plt.subplots(1, 2, figsize=(8.4, 3.4))
     for b, part in data.groupby("temperature"):
@@ -71,17 +67,3 @@ def run(
         data.to_csv(tmp, index=False)
     plot(data, out / "fig3.png")
     return data
-
-
-def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
-    p = argparse.ArgumentParser(prog="python -m dspike.studies.fig3", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0, 8.0])
-    p.add_argument("--points", type=int, default=601)
-    a = p.parse_args(argv)
-    return run(a.out, a.temperatures, a.points)
-
-
-if __name__ == "__main__":
-    main()

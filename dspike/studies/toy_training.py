@@ -21,14 +21,14 @@ from typing import Literal
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from ..fdg import FIRST_LAYER, fdg
 from ..models import build_model
 from ..models.toy import ToyCNN
 from ..surrogate import Surrogate
 
-__all__ = ["Iteration", "evaluate", "load_split", "make_toy", "train_toy"]
+__all__ = ["Iteration", "evaluate", "make_toy", "sample_shape", "train_toy"]
 
 GradientSource = Literal["autograd", "fdg"]
 
@@ -123,17 +123,6 @@ def evaluate(model: torch.nn.Module, data: Dataset | DataLoader, batch_size: int
     if seen == 0:
         raise ValueError("data is empty")
     return 100.0 * correct / seen
-
-
-def load_split(name: str, root: str, train: bool, size: int = 0, seed: int = 0) -> Dataset:
-    """``dspike.data.build_dataset(name, root, train)``, or a seeded random ``size`` of it."""
-    from ..data import build_dataset  # the dataset layer; imported only by the CLIs
-
-    dataset = build_dataset(name, root, train=train)
-    if size and size < len(dataset):
-        perm = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-        dataset = Subset(dataset, perm[:size].tolist())
-    return dataset
 
 
 def sample_shape(data: Dataset | DataLoader) -> tuple[int, ...]:
