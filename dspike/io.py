@@ -1,15 +1,16 @@
-"""Atomic file writes: a crash or a kill never leaves a half-written output behind."""
+"""Atomic writes of files and folders: a crash or a kill never leaves a half-written output."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_text", "pyplot", "save_figure"]
+__all__ = ["atomic_dir", "atomic_path", "atomic_write_text", "pyplot", "replace_dir", "save_figure"]
 
 
 @contextlib.contextmanager
@@ -25,6 +26,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it takes ``path``'s place
+    (:func:`replace_dir`), on failure it is deleted."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(src: str | Path, dest: str | Path) -> Path:
+    """Move the folder ``src`` onto ``dest`` (same filesystem), removing an old ``dest`` first.
+
+    A folder cannot be renamed over a non-empty one, so the old one goes first: a crash in
+    between leaves ``dest`` absent, never half-written. Returns ``dest``.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(src, dest)
+    return dest
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -13,8 +13,13 @@ import argparse
 import json
 from pathlib import Path
 
-from dspike.data import SUBSTITUTES, materialize_bundled, open_cifar10dvs, prepare_dvs_frames
-from dspike.data.builders import DVS_FRAME_OPTIONS
+from dspike.data import (
+    SUBSTITUTES,
+    frame_options,
+    materialize_bundled,
+    open_cifar10dvs,
+    prepare_dvs_frames,
+)
 from dspike.io import atomic_write_text
 
 from .cli import stage_main
@@ -29,7 +34,7 @@ def _run(params: dict, args: argparse.Namespace) -> None:
         materialize_bundled("cifar10dvs", root, n_per_class=int(dvs.get("simulated_per_class", 10)))
     elif not (root / "CIFAR10DVS").is_dir() and get(params, "data.download"):
         open_cifar10dvs(root, download=True)
-    prepare_dvs_frames(root, args.out, **{k: dvs[k] for k in DVS_FRAME_OPTIONS if k in dvs})
+    prepare_dvs_frames(root, args.out, **frame_options(dvs))
     frames = json.loads((args.out / "manifest.json").read_text())
     manifest = {
         "name": "cifar10dvs",

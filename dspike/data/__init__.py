@@ -10,7 +10,15 @@ from .bundled import (
     load_bundled_cifar10,
     materialize_bundled,
 )
-from .dvs_frames import DVS_CLASSES, DVSFrames, open_cifar10dvs, prepare_dvs_frames, split_indices
+from .dvs_frames import (
+    DVS_CLASSES,
+    DVSFrames,
+    FrameOptions,
+    frame_options,
+    open_cifar10dvs,
+    prepare_dvs_frames,
+    split_indices,
+)
 from .dvs_sim import EVENT_DTYPE, read_aedat4, saccade_path, simulate_saccade, write_aedat4
 from .errors import CorruptDataError, DatasetNotFoundError
 from .loader import make_loader
@@ -51,6 +59,7 @@ __all__ = [
     "Cutout",
     "DVSFrames",
     "DatasetNotFoundError",
+    "FrameOptions",
     "RandomRoll",
     "build_dataset",
     "bundle_info",
@@ -58,6 +67,7 @@ __all__ = [
     "checked_image_loader",
     "cifar_transform",
     "dvs_transform",
+    "frame_options",
     "imagenet_transform",
     "load_bundled_cifar10",
     "make_loader",

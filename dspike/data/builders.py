@@ -18,12 +18,8 @@ from torchvision import datasets as tvd
 
 from . import transforms as tr
 from .bundled import DATASETS, bundle_info
-from .dvs_frames import MANIFEST, DVSFrames, prepare_dvs_frames
+from .dvs_frames import MANIFEST, DVSFrames, frame_options, prepare_dvs_frames
 from .errors import HOW_TO_GET, CorruptDataError, DatasetNotFoundError
-
-DVS_FRAME_OPTIONS = (
-    "time_steps", "size", "interpolation", "slicing", "split", "seed", "antialias", "values"
-)
 
 
 def _checked(name: str, path: Path) -> Path:
@@ -156,7 +152,8 @@ def _imagenet(root: Path, train: bool, download: bool, augment: bool, **opts) ->
 
 
 def _cifar10dvs(root: Path, train: bool, download: bool, augment: bool, **opts) -> Dataset:
-    frame_opts = {k: opts.pop(k) for k in DVS_FRAME_OPTIONS if k in opts}
+    frame_opts = frame_options(opts)
+    opts = {k: v for k, v in opts.items() if k not in frame_opts}
     workers = opts.pop("prepare_workers", 0)
     transform = tr.dvs_transform(train, augment, **opts)
     if not (root / MANIFEST).is_file():

@@ -19,9 +19,10 @@ data/bundled/README.md):
   ``simulate_saccade`` from bundled CIFAR-10 images (n_per_class each), plus a marker
   ``CIFAR10DVS.zip`` (tonic checks that the archive is present; ours holds only a note).
 
-Each write goes to a temporary folder under ``root`` that is renamed into place, then a manifest
-``root/.dspike-bundled-<name>.json`` (options, files, sizes, MD5s) is written last: a call that
-finds a matching manifest and all its files returns at once.
+Each write goes to a temporary folder under ``root`` whose top-level folders are then moved into
+place (:func:`dspike.io.replace_dir`), and a manifest ``root/.dspike-bundled-<name>.json``
+(options, files, sizes, MD5s) is written last, atomically: a call that finds a matching manifest
+and all its files returns at once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import json
 import os
 import pickle
 import shutil
+import tempfile
 import zipfile
 from itertools import pairwise
 from pathlib import Path
@@ -39,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..io import atomic_write_text, replace_dir
 from .dvs_frames import DVS_CLASSES
 from .dvs_sim import simulate_saccade, write_aedat4
 from .errors import DatasetNotFoundError
@@ -225,10 +228,8 @@ def materialize_bundled(name: str, root: str | Path, **options) -> Path:
     previous = bundle_info(root, name)
     if _is_complete(root, previous, options):
         return root
-    tmp = root / f".tmp-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with tempfile.TemporaryDirectory(dir=root, prefix=f".tmp-{name}-") as staging:
+        tmp = Path(staging)
         _WRITERS[name](tmp, **options)
         files = {
             str(f.relative_to(tmp)): {"size": f.stat().st_size, "md5": _md5(f)}
@@ -241,13 +242,8 @@ def materialize_bundled(name: str, root: str | Path, **options) -> Path:
                 raise FileExistsError(f"{dest} exists and is not bundled data; not overwriting")
         manifest.unlink(missing_ok=True)
         for top in sorted(tmp.iterdir()):
-            shutil.rmtree(root / top.name, ignore_errors=True)
-            os.replace(top, root / top.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            replace_dir(top, root / top.name)
     info = dict(name=name, options=options, substitute=SUBSTITUTES.get(name), files=files,
                 top=sorted({Path(rel).parts[0] for rel in files}))  # fmt: skip
-    part = manifest.with_suffix(f".tmp-{os.getpid()}")
-    part.write_text(json.dumps(info, indent=1))
-    os.replace(part, manifest)
+    atomic_write_text(manifest, json.dumps(info, indent=1))
     return root

@@ -15,12 +15,14 @@ resized counts (graded, possibly above 1), as much public code does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from ..io import atomic_dir
 from .errors import HOW_TO_GET, CorruptDataError, DatasetNotFoundError
 
 DVS_CLASSES = (
@@ -45,6 +48,41 @@ DVS_CLASSES = (
 MANIFEST = "manifest.json"
 CACHE_FORMAT = 2  # 2: the "values" option (binary spike frames or counts)
 FRAME_VALUES = ("binary", "count")
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """How recordings become cached frames (this module's docstring); a cache is keyed by them.
+
+    The one list of these options: :func:`prepare_dvs_frames` takes them as keywords, and
+    :func:`frame_options` picks them out of a larger mapping (``build_dataset``'s options,
+    params.yaml's ``data.dvs``).
+    """
+
+    time_steps: int = 10
+    size: int = 48
+    interpolation: str = "bilinear"
+    slicing: str = "event_count"
+    split: str = "first900"
+    seed: int = 0
+    antialias: bool = False
+    values: str = "binary"
+
+    def __post_init__(self) -> None:
+        if self.slicing not in ("event_count", "time"):
+            raise ValueError(f"slicing must be 'event_count' or 'time', not {self.slicing!r}")
+        if self.interpolation not in ("bilinear", "nearest"):
+            raise ValueError(
+                f"interpolation must be 'bilinear' or 'nearest', not {self.interpolation!r}"
+            )
+        if self.values not in FRAME_VALUES:
+            raise ValueError(f"values must be one of {list(FRAME_VALUES)}, not {self.values!r}")
+
+
+def frame_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``options`` that are :class:`FrameOptions` fields."""
+    names = [f.name for f in dataclasses.fields(FrameOptions)]
+    return {k: options[k] for k in names if k in options}
 
 
 def _tonic_cifar10dvs():
@@ -106,20 +144,13 @@ class _FrameConverter(Dataset):
 
 
 def prepare_dvs_frames(
-    root: str | Path,
-    out_dir: str | Path,
-    *,
-    time_steps: int = 10,
-    size: int = 48,
-    interpolation: str = "bilinear",
-    slicing: str = "event_count",
-    split: str = "first900",
-    seed: int = 0,
-    antialias: bool = False,
-    values: str = "binary",
-    workers: int = 0,
+    root: str | Path, out_dir: str | Path, *, workers: int = 0, **options: Any
 ) -> Path:
     """Convert tonic's CIFAR10DVS under ``root`` into a frame cache in ``out_dir``; return it.
+
+    ``options`` are :class:`FrameOptions` (defaults: T = 10 frames of equal event counts,
+    48x48 bilinear, 0/1 values, the ``first900`` split); ``workers`` DataLoader processes
+    convert the recordings.
 
     Writes ``train.pt`` and ``test.pt`` (dicts of ``frames`` float16 [N,T,2,size,size] and
     ``labels`` int64) and ``manifest.json`` (options, counts, file lists) into a temporary folder
@@ -128,32 +159,21 @@ def prepare_dvs_frames(
     """
     from tonic.transforms import ToFrame
 
-    if slicing not in ("event_count", "time"):
-        raise ValueError(f"slicing must be 'event_count' or 'time', not {slicing!r}")
-    if interpolation not in ("bilinear", "nearest"):
-        raise ValueError(f"interpolation must be 'bilinear' or 'nearest', not {interpolation!r}")
-    if values not in FRAME_VALUES:
-        raise ValueError(f"values must be one of {list(FRAME_VALUES)}, not {values!r}")
+    opts = FrameOptions(**options)
+    options = dataclasses.asdict(opts)
+    time_steps, size = opts.time_steps, opts.size
     root, out_dir = Path(root), Path(out_dir)
-    options = dict(
-        time_steps=time_steps,
-        size=size,
-        interpolation=interpolation,
-        slicing=slicing,
-        split=split,
-        seed=seed,
-        antialias=antialias,
-        values=values,
-    )
     if (out_dir / MANIFEST).is_file():
         manifest = json.loads((out_dir / MANIFEST).read_text())
         if manifest.get("options") == options and manifest.get("format") == CACHE_FORMAT:
             return out_dir
     sensor = _tonic_cifar10dvs().sensor_size
-    bins = {"n_event_bins" if slicing == "event_count" else "n_time_bins": time_steps}
+    bins = {"n_event_bins" if opts.slicing == "event_count" else "n_time_bins": time_steps}
     tonic_ds = open_cifar10dvs(root, transform=ToFrame(sensor_size=sensor, **bins))
-    train_idx, test_idx = split_indices(tonic_ds.data, tonic_ds.targets, split, seed)
-    converter = _FrameConverter(tonic_ds, size, interpolation, antialias, values == "binary")
+    train_idx, test_idx = split_indices(tonic_ds.data, tonic_ds.targets, opts.split, opts.seed)
+    converter = _FrameConverter(
+        tonic_ds, size, opts.interpolation, opts.antialias, opts.values == "binary"
+    )
     loader = DataLoader(converter, batch_size=None, num_workers=workers)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # per-recording ops are tiny: intra-op threads only add overhead
@@ -162,9 +182,6 @@ def prepare_dvs_frames(
     finally:
         torch.set_num_threads(threads)
 
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     rel = [os.path.relpath(f, root) for f in tonic_ds.data]
     manifest = dict(
         format=CACHE_FORMAT,
@@ -173,22 +190,19 @@ def prepare_dvs_frames(
         classes=list(DVS_CLASSES),
         shape=[time_steps, 2, size, size],
     )
-    for part, idx in (("train", train_idx), ("test", test_idx)):
-        torch.save(
-            {
-                "frames": torch.stack([frames[i] for i in idx])
-                if idx
-                else torch.empty(0, time_steps, 2, size, size, dtype=torch.float16),
-                "labels": torch.tensor([labels[i] for i in idx], dtype=torch.int64),
-            },
-            tmp / f"{part}.pt",
-        )
-        manifest[part] = {"count": len(idx), "files": [rel[i] for i in idx]}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, out_dir)
+    with atomic_dir(out_dir) as tmp:
+        for part, idx in (("train", train_idx), ("test", test_idx)):
+            torch.save(
+                {
+                    "frames": torch.stack([frames[i] for i in idx])
+                    if idx
+                    else torch.empty(0, time_steps, 2, size, size, dtype=torch.float16),
+                    "labels": torch.tensor([labels[i] for i in idx], dtype=torch.int64),
+                },
+                tmp / f"{part}.pt",
+            )
+            manifest[part] = {"count": len(idx), "files": [rel[i] for i in idx]}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return out_dir
 
 
