@@ -16,12 +16,15 @@ is linear in its weight, so ``conv1(x; W + s eps E_j) = conv1(x; W) + s eps conv
 ``E_j`` the unit weight of coordinate j. conv1 runs once, the ``2k`` perturbed outputs are
 stacked along the batch, ``chunk_size`` copies per forward pass, and the rest of the network
 (:meth:`~dspike.models.SpikingNet.forward_from_first`) runs on them together; while it does,
-every BatchNorm (in train mode) normalises each copy with that copy's own statistics, exactly
-as a separate forward pass would. The toy CNN goes further (:class:`_ToyShortcut`): a weight
-of output channel o changes only channel o up to its linear pooling + FC head, so each copy
-recomputes one channel's activation. Any other parameter takes the coordinate-by-coordinate
-path (``batched=False``: ``2k`` ordinary forward passes of a copy of the model), which is
-slower but equally correct.
+every tdBN (in train mode) normalises each copy with that copy's own statistics, exactly as a
+separate forward pass would (:meth:`dspike.norm.TdBatchNorm2d.per_copy_statistics`, the hook
+the norm layers provide). A network whose body is an element-wise activation then a linear
+head (the toy CNN: :meth:`~dspike.models.SpikingNet.act_then_linear`) goes further
+(:class:`_OneChannelShortcut`): a weight of output channel o changes only channel o up to the
+head, so each copy recomputes one channel's activation. Any other parameter, and a network
+with a BatchNorm that is not a tdBN, takes the coordinate-by-coordinate path
+(``batched=False``: ``2k`` ordinary forward passes of a copy of the model), which is slower but
+equally correct.
 
 Cost: on ResNet-18 a perturbed copy costs one forward pass minus conv1 (CPU time is compute
 bound, so batching saves little there); on the toy CNN about 1/C of one (C = 6 channels).
@@ -47,7 +50,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models.toy import ToyCNN
 from .neurons import LIF, lif
 from .norm import TdBatchNorm2d
 
@@ -86,7 +88,7 @@ def fdg(
     if chunk_size is not None and int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     out = torch.zeros(param.numel(), dtype=param.dtype, device=param.device)
-    if batched and param_name == FIRST_LAYER and hasattr(model, "forward_from_first"):
+    if batched and param_name == FIRST_LAYER and _batchable(model):
         values = _fdg_first_layer(model, inputs, targets, eps, loss_fn, bn_mode, coords, chunk_size)
     else:
         values = _fdg_naive(model, param_name, inputs, targets, eps, loss_fn, bn_mode, coords)
@@ -195,10 +197,10 @@ def _fdg_first_layer(
     base = conv1(folded)
     chunk = int(chunk_size or max(1, CHUNK_ELEMENTS // (base.numel() * (steps if static else 1))))
     basis = _unit_basis(conv1, folded)
-    toy = None
-    if _is_plain_toy(model, basis):
+    toy, split = None, getattr(model, "act_then_linear", lambda: None)()
+    if split is not None and basis is not None:
         with _fdg_mode(model, bn_mode, copies=1, batch=inputs.shape[0]):
-            toy = _ToyShortcut(model, base, basis, static, steps)
+            toy = _OneChannelShortcut(model, *split, base, basis, static, steps)
     # All +eps copies of the coordinates, then all -eps copies.
     both = torch.cat([coords, coords])
     shifts = torch.cat([torch.ones_like(coords), -torch.ones_like(coords)]).to(weight.dtype) * eps
@@ -243,37 +245,38 @@ def _col(v: torch.Tensor, dim: int) -> torch.Tensor:
     return v.view(-1, *([1] * (dim - 1)))
 
 
-def _is_plain_toy(model: nn.Module, basis: torch.Tensor | None) -> bool:
-    return (
-        type(model) is ToyCNN
-        and basis is not None
-        and isinstance(model.bn1, nn.Identity)
-        and isinstance(model.act1, LIF | nn.ReLU)
-        and isinstance(model.pool, nn.AvgPool2d)
+def _batchable(model: nn.Module) -> bool:
+    """One of dspike's networks whose every BatchNorm is a tdBN's (the per-copy hook)."""
+    inner = {m.bn for m in model.modules() if isinstance(m, TdBatchNorm2d)}
+    return hasattr(model, "forward_from_first") and all(
+        m in inner for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
     )
 
 
-class _ToyShortcut:
-    """Logits of perturbed copies of the toy CNN (Sec. 4.2), recomputing one channel each.
+class _OneChannelShortcut:
+    """Logits of perturbed copies of a network ``head(act(conv1(x)))``, one channel each.
 
-    The toy computes ``fc(pool(act(conv1(x))))`` averaged over time (Eq. 3). The activation
-    acts element by element, so changing a weight of conv1's output channel o changes only
-    channel o of ``act``; ``fc o pool`` is linear with a matrix ``A`` (taken once, by autograd),
-    so the logits change by ``A[:, o] @ (sum_t act'_o - sum_t act_o) / T``. Each copy costs one
-    channel of the activation and no pooling.
+    The toy CNN (Sec. 4.2) computes ``fc(pool(act(conv1(x))))`` averaged over time (Eq. 3).
+    The activation acts element by element, so changing a weight of conv1's output channel o
+    changes only channel o of ``act``; the head is linear with a matrix ``A`` (taken once, by
+    autograd), so the logits change by ``A[:, o] @ (sum_t act'_o - sum_t act_o) / T``. Each
+    copy costs one channel of the activation and no head.
     """
 
     def __init__(
-        self, model: ToyCNN, base: torch.Tensor, basis: torch.Tensor, static: bool, steps: int
+        self,
+        model: nn.Module,
+        act: nn.Module,
+        head: Callable[[torch.Tensor], torch.Tensor],
+        base: torch.Tensor,
+        basis: torch.Tensor,
+        static: bool,
+        steps: int,
     ) -> None:
-        self.model, self.base, self.basis = model, base, basis
+        self.act, self.base, self.basis = act, base, basis
         self.static, self.steps = static, steps
         self.logits = model.forward_from_first(base.clone(), static, steps)  # [N, classes]
         self.counts = self._act_sum(base.clone())  # [N, C, H*W]
-
-        def head(z: torch.Tensor) -> torch.Tensor:
-            return model.fc(model.pool(z).flatten(1))
-
         z = torch.zeros(1, *base.shape[1:], dtype=base.dtype, device=base.device)
         jac = torch.func.jacrev(head)(z)  # [1, classes, 1, C, H, W]
         self.head = jac.reshape(jac.shape[1], base.shape[1], -1)  # [classes, C, H*W]
@@ -282,7 +285,7 @@ class _ToyShortcut:
         """``sum_t act(c)`` for conv1-like outputs ``[B', M, H, W]``, as ``[N, M, H*W]``."""
         m, hw = c.shape[1], c.shape[-2] * c.shape[-1]
         flat = c.reshape(-1, 1, *c.shape[-2:])  # every (sample, channel) plane on its own
-        act = self.model.act1
+        act = self.act
         if isinstance(act, LIF) and self.static:  # the same input at every step, not copied
             c_t = flat.expand(self.steps, *flat.shape)
             out = lif(c_t, act.tau, act.v_threshold, act.surrogate, act.detach_reset)
@@ -327,7 +330,7 @@ def _stack_copies(c: torch.Tensor, static: bool, steps: int) -> torch.Tensor:
     """``[K, B', ...]`` copies of conv1's output into the layout ``forward_from_first`` expects.
 
     Static input: ``[K*B, ...]``; frames (``B' = steps*B``, time outermost): ``[steps*K*B, ...]``.
-    Either way the batch axis reads ``[time, copy, sample]``, as :class:`_GroupedNorm` assumes.
+    Either way the batch axis reads ``[time, copy, sample]``, as the per-copy tdBN assumes.
     """
     if static:
         return c.flatten(0, 1)
@@ -368,45 +371,22 @@ def _fdg_naive(
     return out
 
 
-class _GroupedNorm:
-    """A BatchNorm's forward that normalises each of ``copies`` stacked copies on its own.
-
-    The batch axis of ``x`` reads ``[time, copy, sample]``; statistics are taken over
-    (time, sample, spatial) per copy and channel, the running statistics are neither read nor
-    written. ``scale`` is tdBN's alpha * V_th factor (Eq. 4): ``scale * gamma * x_hat + beta``.
-    """
-
-    def __init__(self, bn: nn.Module, scale: float, copies: int, batch: int) -> None:
-        self.bn, self.scale, self.copies, self.batch = bn, scale, copies, batch
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        k, n, bn = self.copies, self.batch, self.bn
-        g = x.unflatten(0, (-1, k, n)).transpose(1, 2)  # [time, sample, copy, C, ...]
-        g = g.flatten(0, 1).flatten(1, 2)  # [time*sample, copy*C, ...]
-        weight = bn.weight * self.scale if bn.weight is not None else None
-        weight = weight.repeat(k) if weight is not None else None
-        bias = bn.bias.repeat(k) if bn.bias is not None else None
-        y = F.batch_norm(g, None, None, weight, bias, True, 0.0, bn.eps)
-        y = y.unflatten(1, (k, -1)).unflatten(0, (-1, n)).transpose(1, 2)
-        return y.flatten(0, 2)
-
-
 @contextlib.contextmanager
 def _fdg_mode(model: nn.Module, bn_mode: BNMode, copies: int, batch: int) -> Iterator[None]:
     """Dropout off, BNs per ``bn_mode`` (train: per-copy batch statistics), no rate recording.
 
-    In a model that is not one of dspike's networks (no ``forward_from_first``, so one copy per
-    pass) ``"train"`` puts the BNs in train mode and restores their buffers afterwards; its
-    neuron state is reset on entry and on exit (:func:`_state_resets`).
+    In a network whose BatchNorms are all tdBNs (:func:`_batchable`), ``"train"`` opens each
+    tdBN's per-copy statistics hook. In any other model (one copy per pass) it puts the BNs in
+    train mode and restores their buffers afterwards; its neuron state is reset on entry and on
+    exit (:func:`_state_resets`).
     """
     flags = {m: m.training for m in model.modules()}
     rates = {m: m.record_rate for m in model.modules() if isinstance(m, LIF)}
-    patched: list[nn.Module] = []
-    inner = {m.bn for m in model.modules() if isinstance(m, TdBatchNorm2d)}
-    ours = hasattr(model, "forward_from_first")
+    ours = _batchable(model)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = {} if ours else {m: [b.clone() for b in m.buffers(recurse=False)] for m in norms}
     resets = _state_resets(model)
+    hooks = contextlib.ExitStack()
     try:
         model.eval()
         for m in rates:
@@ -418,16 +398,10 @@ def _fdg_mode(model: nn.Module, bn_mode: BNMode, copies: int, batch: int) -> Ite
         elif bn_mode == "train":
             for m in model.modules():
                 if isinstance(m, TdBatchNorm2d):
-                    m.forward = _GroupedNorm(m.bn, m.scale, copies, batch)
-                elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in inner:
-                    m.forward = _GroupedNorm(m, 1.0, copies, batch)
-                else:
-                    continue
-                patched.append(m)
+                    hooks.enter_context(m.per_copy_statistics(copies, batch))
         yield
     finally:
-        for m in patched:
-            del m.forward
+        hooks.close()
         for m, flag in flags.items():
             m.training = flag
         for m, rate in rates.items():

@@ -13,10 +13,17 @@ Two forms exist in public code, both offered:
   initialisation, but the factor is then learned and weight decay acts on it).
 
 The ANN twin uses ``scale=1`` (plain BN), so ANN and SNN share parameter names.
+
+**Per-copy statistics** (:meth:`TdBatchNorm2d.per_copy_statistics`): the batched FDG
+(:mod:`dspike.fdg`) stacks perturbed copies of one minibatch along the batch axis; while the
+context is open each copy is normalised on its own batch statistics, exactly as a separate
+forward pass in train mode would, and the running statistics are neither read nor written.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -43,13 +50,30 @@ class TdBatchNorm2d(nn.Module):
             raise ValueError(f"tdBN form must be 'scale' or 'init', got {form!r}")
         self.bn = nn.BatchNorm2d(num_features, eps=eps, momentum=momentum)
         self.form = form
+        self._copies: tuple[int, int] | None = None  # (copies, batch) while per_copy_statistics
         factor = float(alpha) * float(v_threshold)
         self.scale = factor if form == "scale" else 1.0
         if form == "init":
             nn.init.constant_(self.bn.weight, factor)
 
+    @contextlib.contextmanager
+    def per_copy_statistics(self, copies: int, batch: int) -> Iterator[None]:
+        """Normalise each of ``copies`` stacked copies of a ``batch``-sample minibatch on its
+        own statistics while the context is open (see the module docstring).
+
+        The batch axis of the input reads ``[time, copy, sample]`` (time folded outermost, as
+        everywhere here); statistics are taken per copy and channel over (time, sample, H, W).
+        """
+        previous, self._copies = self._copies, (int(copies), int(batch))
+        try:
+            yield
+        finally:
+            self._copies = previous
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bn = self.bn
+        if self._copies is not None:
+            return _per_copy_batch_norm(bn, x, self.scale, *self._copies)
         if self.scale == 1.0:
             return bn(x)
         if type(bn) is nn.BatchNorm2d:
@@ -61,6 +85,21 @@ class TdBatchNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"form={self.form!r}, scale={self.scale:g}"
+
+
+def _per_copy_batch_norm(
+    bn: nn.Module, x: torch.Tensor, scale: float, copies: int, batch: int
+) -> torch.Tensor:
+    """``scale * gamma * x_hat + beta`` with ``x_hat`` normalised per copy (no running stats)."""
+    k, n = copies, batch
+    g = x.unflatten(0, (-1, k, n)).transpose(1, 2)  # [time, sample, copy, C, ...]
+    g = g.flatten(0, 1).flatten(1, 2)  # [time*sample, copy*C, ...]
+    weight = bn.weight * scale if bn.weight is not None else None
+    weight = weight.repeat(k) if weight is not None else None
+    bias = bn.bias.repeat(k) if bn.bias is not None else None
+    y = F.batch_norm(g, None, None, weight, bias, True, 0.0, bn.eps)
+    y = y.unflatten(1, (k, -1)).unflatten(0, (-1, n)).transpose(1, 2)
+    return y.flatten(0, 2)
 
 
 def _batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, weight: torch.Tensor):

@@ -68,3 +68,19 @@ def test_sync_batchnorm_conversion_keeps_the_maths(training):
 def test_bad_form():
     with pytest.raises(ValueError, match="form"):
         TdBatchNorm2d(3, form="other")
+
+
+def test_per_copy_statistics_normalises_each_stacked_copy_alone():
+    """The batched FDG's hook: k copies stacked as [time, copy, sample] behave as k passes."""
+    t, k, n = 2, 3, 4
+    copies = [torch.randn(t * n, 3, 4, 4, dtype=torch.float64) * (i + 1) + i for i in range(k)]
+    stacked = torch.stack([c.unflatten(0, (t, n)) for c in copies], 1).flatten(0, 2)
+    m = _module()
+    buffers = [b.clone() for b in m.buffers()]
+    with m.per_copy_statistics(k, n):
+        out = m(stacked).unflatten(0, (t, k, n))
+    for i, c in enumerate(copies):
+        expected = _by_hand(c, m.bn.weight, m.bn.bias, 0.8 * 0.5)
+        torch.testing.assert_close(out[:, i].flatten(0, 1), expected)
+    assert all(torch.equal(a, b) for a, b in zip(buffers, m.buffers(), strict=True))
+    torch.testing.assert_close(m(copies[0]), _by_hand(copies[0], m.bn.weight, m.bn.bias, 0.4))

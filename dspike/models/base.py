@@ -14,6 +14,7 @@ initialises T=4 (Time Inheritance Training, Sec. 4.4) by ``load_state_dict`` alo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -131,3 +132,13 @@ class SpikingNet(nn.Module):
     def body(self, c: torch.Tensor) -> torch.Tensor:
         """From the normalised first-layer output ``[T*B, ...]`` to logits ``[T*B, classes]``."""
         raise NotImplementedError
+
+    def act_then_linear(self) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]] | None:
+        """``(act, head)`` when everything after ``conv1`` is ``head(act(c))`` with ``act``
+        element-wise (LIF or ReLU), ``head`` linear and ``bn1`` the identity; else None.
+
+        The batched FDG (:mod:`dspike.fdg`) then recomputes one activation channel per
+        perturbed copy instead of the whole network. A subclass that returns a pair and
+        changes :meth:`body` must keep the promise.
+        """
+        return None

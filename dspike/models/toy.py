@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
+from ..neurons import LIF
 from .base import NeuronSpec, SpikingNet
 
 __all__ = ["ToyCNN"]
@@ -30,4 +33,18 @@ class ToyCNN(SpikingNet):
         self.fc = nn.Linear(width * (image_size // 2) ** 2, num_classes)
 
     def body(self, c: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.act1(c)).flatten(1))
+        return self.head(self.act1(c))
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        """Average pooling then the FC layer: linear in ``z``."""
+        return self.fc(self.pool(z).flatten(1))
+
+    def act_then_linear(
+        self,
+    ) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]] | None:
+        plain = (
+            isinstance(self.bn1, nn.Identity)
+            and isinstance(self.act1, LIF | nn.ReLU)
+            and isinstance(self.pool, nn.AvgPool2d)
+        )
+        return (self.act1, self.head) if plain else None
