@@ -12,12 +12,15 @@ from .tracking import STUDIES, experiment_name, log_stage_run, run_tags
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:
-    fig3.run(args.out, [float(b) for b in get(params, "studies.fig3.temperatures")])
+    v_th = float(get(params, "neuron.v_threshold"))
+    fig3.run(args.out, [float(b) for b in get(params, "studies.fig3.temperatures")],
+             v_threshold=v_th)  # fmt: skip
     print(f"wrote {args.out / 'fig3.png'}")
     log_stage_run(
         experiment_name("studies"), "fig3", run_tags(params, __file__, stage="fig3"),
-        params=flatten(get(params, "studies.fig3"), "studies.fig3"), artifacts={"": args.out},
-        description=STUDIES,
+        params={**flatten(get(params, "studies.fig3"), "studies.fig3"),
+                "neuron.v_threshold": v_th},
+        artifacts={"": args.out}, description=STUDIES,
     )  # fmt: skip
 
 
