@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from ..energy import measure_activity
 from ..fdg import FIRST_LAYER, fdg
 from ..models import build_model
 from ..models.toy import ToyCNN
@@ -110,19 +111,13 @@ def train_toy(
     return pd.DataFrame(rows)
 
 
-@torch.no_grad()
 def evaluate(model: torch.nn.Module, data: Dataset | DataLoader, batch_size: int = 512) -> float:
-    """Top-1 accuracy in percent (eval mode; the model's mode is restored)."""
-    was_training = model.training
-    model.eval()
-    correct = seen = 0
-    for x, y in _loader(data, batch_size, shuffle=False, seed=0):
-        correct += int((model(x).argmax(1) == y).sum())
-        seen += len(y)
-    model.train(was_training)
-    if seen == 0:
+    """Top-1 accuracy in percent, from the evaluation pass the training engine uses
+    (:func:`dspike.energy.measure_activity`: eval mode, no gradients, every flag restored)."""
+    report = measure_activity(model, _loader(data, batch_size, shuffle=False, seed=0), layers=[])
+    if report.samples == 0 or report.correct is None:
         raise ValueError("data is empty")
-    return 100.0 * correct / seen
+    return 100.0 * report.correct / report.samples
 
 
 def sample_shape(data: Dataset | DataLoader) -> tuple[int, ...]:
