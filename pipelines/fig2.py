@@ -16,7 +16,7 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     cfg = get(params, "studies.fig2")
     curves = fig2.run(
         train, args.out, epochs=int(cfg["epochs"]), iterations=int(cfg["iterations"]),
-        epsilons=[float(e) for e in cfg["epsilons"]], **toy_settings(params),
+        epsilons=[float(e) for e in cfg["epsilons"]], toy=toy_settings(params),
     )  # fmt: skip
     print(curves.to_string(index=False))
     log_study(params, "fig2", args)

@@ -8,6 +8,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from dspike.data import build_dataset, materialize_bundled, random_subset
+from dspike.studies.toy_training import ToySettings
 
 from .cli import out_dir_argument
 from .params import flatten, get
@@ -25,15 +26,15 @@ def mnist_splits(params: dict) -> tuple[Dataset, Dataset]:
     return random_subset(train, int(get(params, "studies.toy.train_size"))), test
 
 
-def toy_settings(params: dict) -> dict:
-    """Keyword arguments every toy study takes from ``studies.toy`` and ``seeds``."""
+def toy_settings(params: dict) -> ToySettings:
+    """How every toy study trains, from ``studies.toy`` and the first of ``seeds``."""
     toy = get(params, "studies.toy")
-    return {
-        "batch_size": int(toy["batch_size"]),
-        "lr": float(toy["lr"]),
-        "time_steps": int(toy["time_steps"]),
-        "seed": int(get(params, "seeds")[0]),
-    }
+    return ToySettings(
+        batch_size=int(toy["batch_size"]),
+        lr=float(toy["lr"]),
+        time_steps=int(toy["time_steps"]),
+        seed=int(get(params, "seeds")[0]),
+    )
 
 
 def study_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     cfg = get(params, "studies.table1")
     table = table1.run(
         train, test, args.out, epochs=int(cfg["epochs"]),
-        epsilons=[float(e) for e in cfg["epsilons"]], **toy_settings(params),
+        epsilons=[float(e) for e in cfg["epsilons"]], toy=toy_settings(params),
     )  # fmt: skip
     print(table.to_string(index=False))
     log_study(params, "table1", args)

@@ -14,7 +14,7 @@ from torch.utils.data import TensorDataset
 
 from dspike.fdg import fdg
 from dspike.studies import fig2, fig3, table1
-from dspike.studies.toy_training import evaluate, make_toy, train_toy
+from dspike.studies.toy_training import ToySettings, evaluate, make_toy, train_toy
 from dspike.surrogate import Rectangular
 
 
@@ -46,8 +46,9 @@ def test_fdg_training_decreases_loss() -> None:
 
 
 def test_fig2_small(tmp_path: Path) -> None:
+    toy = ToySettings(batch_size=32, lr=0.05, time_steps=2, num_classes=3)
     curves = fig2.run(_blobs(64), tmp_path, epochs=2, iterations=2, epsilons=(0.1, 0.001),
-                      batch_size=32, lr=0.05, time_steps=2, num_classes=3)
+                      toy=toy)
     assert len(curves) == 2 * 2 * 2 and set(curves["n"]) == {2}
     assert {"mode", "epoch", "eps", "cos_mean", "cos_std", "n"} <= set(curves.columns)
     ann = curves[(curves["mode"] == "ann") & (curves["eps"] == 0.001)]
@@ -60,7 +61,7 @@ def test_fig2_small(tmp_path: Path) -> None:
 
 def test_table1_small(tmp_path: Path) -> None:
     table = table1.run(_blobs(64), _blobs(30, seed=1), tmp_path, epochs=1, epsilons=(0.1, 0.5),
-                       batch_size=32, time_steps=2, num_classes=3)
+                       toy=ToySettings(batch_size=32, time_steps=2, num_classes=3))
     assert list(table["gradient"]) == ["rectangular", "fdg", "fdg"]
     assert math.isnan(table["eps"].iloc[0]) and list(table["eps"].iloc[1:]) == [0.1, 0.5]
     assert table["test_acc"].between(0, 100).all()

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from ..fdg import FIRST_LAYER, cosine_similarity, fdg
 from ..io import atomic_path, pyplot, save_figure
 from ..surrogate import Rectangular
-from .toy_training import Iteration, make_toy, sample_shape, train_toy
+from .toy_training import PAPER_TOY, Iteration, ToySettings, make_toy, sample_shape, train_toy
 
 __all__ = ["plot", "run"]
 
@@ -35,12 +35,7 @@ def run(
     iterations: int = 100,
     epsilons: Sequence[float] = (0.1, 0.01, 0.001),
     modes: Sequence[str] = ("ann", "snn"),
-    batch_size: int = 128,
-    lr: float = 0.01,
-    time_steps: int = 4,
-    num_classes: int = 10,
-    seed: int = 0,
-    chunk_size: int | None = None,
+    toy: ToySettings = PAPER_TOY,
 ) -> pd.DataFrame:
     """Train each mode, record the similarities, write the CSVs and the PNG; return the curves."""
     records: list[dict] = []
@@ -48,18 +43,20 @@ def run(
         if mode not in PANELS:
             raise ValueError(f"modes must be among {sorted(PANELS)}, got {mode!r}")
         surrogate = Rectangular(1.0) if mode == "snn" else None
-        model = make_toy(mode, surrogate, time_steps, sample_shape(train_data), num_classes, seed)
+        model = make_toy(mode, surrogate, toy.time_steps, sample_shape(train_data),
+                         toy.num_classes, toy.seed)
 
         def compare(it: Iteration, mode: str = mode) -> None:
             if it.iteration >= iterations:
                 return
             used = it.model.conv1.weight.grad
             for eps in epsilons:
-                ref = fdg(it.model, FIRST_LAYER, it.inputs, it.targets, eps, chunk_size=chunk_size)
+                ref = fdg(it.model, FIRST_LAYER, it.inputs, it.targets, eps,
+                          chunk_size=toy.chunk_size)
                 records.append({"mode": mode, "epoch": it.epoch + 1, "iteration": it.iteration,
                                 "eps": eps, "cos": cosine_similarity(used, ref)})
 
-        train_toy(model, train_data, epochs, batch_size=batch_size, lr=lr, seed=seed,
+        train_toy(model, train_data, epochs, batch_size=toy.batch_size, lr=toy.lr, seed=toy.seed,
                   callback=compare)
     raw = pd.DataFrame(records, columns=["mode", "epoch", "iteration", "eps", "cos"])
     curves = (raw.groupby(["mode", "epoch", "eps"], sort=False)["cos"]

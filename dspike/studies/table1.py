@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from ..markdown import write_table
 from ..surrogate import Rectangular
-from .toy_training import evaluate, make_toy, sample_shape, train_toy
+from .toy_training import PAPER_TOY, ToySettings, evaluate, make_toy, sample_shape, train_toy
 
 __all__ = ["run"]
 
@@ -33,24 +33,20 @@ def run(
     *,
     epochs: int = 10,
     epsilons: Sequence[float] = (0.001, 0.01, 0.05, 0.1, 0.2, 0.5),
-    batch_size: int = 128,
-    lr: float = 0.01,
-    time_steps: int = 4,
-    num_classes: int = 10,
-    seed: int = 0,
-    chunk_size: int | None = None,
+    toy: ToySettings = PAPER_TOY,
 ) -> pd.DataFrame:
     """Train the rectangular-SG run and one FDG run per eps; write CSV and Markdown."""
     runs: list[tuple[str, float]] = [("rectangular", math.nan)]
     runs += [("fdg", float(eps)) for eps in epsilons]
     rows = []
     for gradient, eps in runs:
-        model = make_toy("snn", Rectangular(1.0), time_steps, sample_shape(train_data),
-                         num_classes, seed)
+        model = make_toy("snn", Rectangular(1.0), toy.time_steps, sample_shape(train_data),
+                         toy.num_classes, toy.seed)
         start = time.perf_counter()
-        history = train_toy(model, train_data, epochs, batch_size=batch_size, lr=lr, seed=seed,
+        history = train_toy(model, train_data, epochs, batch_size=toy.batch_size, lr=toy.lr,
+                            seed=toy.seed, eps=0.1 if math.isnan(eps) else eps,
                             gradient="autograd" if gradient == "rectangular" else "fdg",
-                            eps=0.1 if math.isnan(eps) else eps, chunk_size=chunk_size)
+                            chunk_size=toy.chunk_size)
         rows.append({"gradient": gradient, "eps": eps, "test_acc": evaluate(model, test_data),
                      "final_train_loss": history["loss"].iloc[-1], "epochs": epochs,
                      "seconds": time.perf_counter() - start})

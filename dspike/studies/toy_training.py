@@ -29,9 +29,36 @@ from ..models import build_model
 from ..models.toy import ToyCNN
 from ..surrogate import Surrogate
 
-__all__ = ["Iteration", "evaluate", "make_toy", "sample_shape", "train_toy"]
+__all__ = [
+    "PAPER_TOY",
+    "Iteration",
+    "ToySettings",
+    "evaluate",
+    "make_toy",
+    "sample_shape",
+    "train_toy",
+]
 
 GradientSource = Literal["autograd", "fdg"]
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    """How every toy study trains (Sec. 4.2: lr 0.01 decayed to 0); Fig. 2 and Table 1 share it.
+
+    ``time_steps`` (4) and ``batch_size`` (128) are not stated in the paper; ``chunk_size`` is
+    the FDG's number of perturbed copies per batched pass (:func:`dspike.fdg.fdg`).
+    """
+
+    batch_size: int = 128
+    lr: float = 0.01
+    time_steps: int = 4
+    num_classes: int = 10
+    seed: int = 0
+    chunk_size: int | None = None
+
+
+PAPER_TOY = ToySettings()
 
 
 @dataclass
