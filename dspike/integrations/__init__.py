@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..surrogate import Dspike
     from .adaptive import AdaptiveTemperature
 
 __all__ = ["AdaptiveTemperature"]
@@ -30,6 +31,22 @@ def _missing(name: str) -> str:
         f"dspike.integrations.{name} needs {name}, an optional dependency: "
         f"pip install 'dspike[{name}]'"
     )
+
+
+class _HoldsDspike:
+    """A framework's surrogate holding a :class:`dspike.surrogate.Dspike` as ``dspike``, where
+    :func:`dspike.temperature.set_temperature` and Algorithm 1 find it; ``temperature`` is its."""
+
+    dspike: Dspike
+
+    @property
+    def temperature(self) -> float:
+        """The temperature b of Eq. (12)."""
+        return self.dspike.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.dspike.temperature = value
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..surrogate import Dspike as _Dspike
 from ..surrogate import spike
-from . import _missing
+from . import _HoldsDspike, _missing
 
 try:
     import snntorch  # noqa: F401  (the module is for snnTorch models; fail early without it)
@@ -26,7 +26,7 @@ except ImportError as error:
 __all__ = ["Dspike"]
 
 
-class Dspike(nn.Module):
+class Dspike(_HoldsDspike, nn.Module):
     """snnTorch ``spike_grad`` equal to :class:`dspike.surrogate.Dspike` (Eq. 11-12).
 
     Called on ``mem - threshold``: Heaviside ``v > 0`` forward, Eq. (12)'s derivative backward.
@@ -38,15 +38,6 @@ class Dspike(nn.Module):
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
         self.dspike = _Dspike(temperature)
-
-    @property
-    def temperature(self) -> float:
-        """The temperature b of Eq. (12)."""
-        return self.dspike.temperature
-
-    @temperature.setter
-    def temperature(self, value: float) -> None:
-        self.dspike.temperature = value
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         return spike(v, self.dspike)

@@ -15,7 +15,7 @@ import torch
 
 from ..surrogate import Dspike as _Dspike
 from ..surrogate import spike
-from . import _missing
+from . import _HoldsDspike, _missing
 
 try:
     from spikingjelly.activation_based.surrogate import SurrogateFunctionBase
@@ -25,7 +25,7 @@ except ImportError as error:
 __all__ = ["Dspike"]
 
 
-class Dspike(SurrogateFunctionBase):
+class Dspike(_HoldsDspike, SurrogateFunctionBase):
     """SpikingJelly surrogate equal to :class:`dspike.surrogate.Dspike` (Eq. 11-12).
 
     ``spiking=True``: Heaviside ``v > 0`` forward, Eq. (12)'s derivative backward;
@@ -38,15 +38,6 @@ class Dspike(SurrogateFunctionBase):
     def __init__(self, temperature: float = 1.0, spiking: bool = True) -> None:
         self.dspike = _Dspike(temperature)  # first: the base class sets self.temperature
         super().__init__(spiking=spiking, temperature=temperature)
-
-    @property
-    def temperature(self) -> float:
-        """The temperature b of Eq. (12)."""
-        return self.dspike.temperature
-
-    @temperature.setter
-    def temperature(self, value: float) -> None:
-        self.dspike.temperature = value
 
     @staticmethod
     def spiking_function(x: torch.Tensor, temperature: float) -> torch.Tensor:
