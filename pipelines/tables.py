@@ -10,6 +10,8 @@ reads every training run's ``<metrics>/<run>/seed*.json``, the DVS runs' per-epo
 Every row carries the paper's reported value (``pipelines/paper_reported.yaml``), ours as
 mean ± std over the seeds that ran (n), and the difference. Results on substitute data (the
 bundled CIFAR-100 stand-in, simulated CIFAR10-DVS) are labelled as such in the table itself.
+Every table is written by :func:`dspike.markdown.write_table`, and REPORT.md embeds what it
+returns, so a table's note (Table 3's units and formula, Table 1's reference note) is in both.
 """
 
 from __future__ import annotations
