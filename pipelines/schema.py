@@ -56,7 +56,7 @@ SCHEMA: dict[str, Any] = {
         "table1": _leaves("epochs", "epsilons"),
         "fig3": _leaves("temperatures"),
     },
-    "tracking": _leaves("log_weights"),
+    "tracking": _leaves("log_weights", "retry_s"),
     "report": _leaves("scale"),
     "energy": _leaves("e_mac_pj", "e_ac_pj", "dataset", "ann_stage", "snn_stage", "seed"),
 }

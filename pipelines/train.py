@@ -61,7 +61,7 @@ from dspike.io import atomic_outputs, check_writable, save_figure, save_tensors
 from .cli import fail, stage_main
 from .params import ParamsError, get
 from .schema import check_stage_name
-from .tracking import DatasetRecord, MLflowTracker, experiment_name, run_tags
+from .tracking import RETRY_S, DatasetRecord, MLflowTracker, experiment_name, run_tags
 from .training import (
     build_config,
     build_datasets,
@@ -207,7 +207,8 @@ def _tracker(
     )
     inputs = [DatasetRecord.from_manifest(manifest, split) for split in ("train", "test")]
     return MLflowTracker(experiment_name(dataset), f"{run}/seed{seed}", tags, inputs=inputs,
-                         description=description)  # fmt: skip
+                         description=description,
+                         retry_s=float(get(params, "tracking.retry_s", RETRY_S)))  # fmt: skip
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:
@@ -265,6 +266,8 @@ def _finish(
 ) -> None:  # fmt: skip
     """Rank 0 after training: the outputs as one set, then the MLflow artifacts."""
     stage, seed, run = args.stage, args.seed, run_name(args.stage, args.epsilon)
+    if tracker is not None:  # a run created late, after an outage at the start
+        result.run_id = tracker.run_id
     meta = {
         "stage": stage,
         "run": run,
