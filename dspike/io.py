@@ -66,42 +66,46 @@ def atomic_outputs(paths: Mapping[str, str | Path]) -> Iterator[dict[str, Path]]
     """
     targets = {key: Path(p) for key, p in paths.items()}
     tmps: dict[str, Path] = {}
-    backups: list[tuple[Path, Path | None]] = []
+    done: list[tuple[Path, Path | None]] = []  # renamed so far, with their previous file
     try:
         for key, path in targets.items():
             tmps[key] = _temp_beside(path)
         yield dict(tmps)
         for key, path in targets.items():
-            backup = None
-            if path.is_file():
-                backup = _temp_beside(path)
-                _link_over(path, backup)
-            backups.append((path, backup))
-            os.replace(tmps[key], path)
-        for _, backup in backups:
-            if backup is not None:
-                backup.unlink(missing_ok=True)
-        backups.clear()
+            backup = _second_name(path) if path.is_file() else None
+            try:
+                os.replace(tmps[key], path)
+            except BaseException:
+                if backup is not None:
+                    backup.unlink(missing_ok=True)
+                raise
+            done.append((path, backup))
     except BaseException:
-        for path, backup in reversed(backups):
+        for path, backup in reversed(done):
             if backup is not None:
                 os.replace(backup, path)
             else:
                 path.unlink(missing_ok=True)
+        done.clear()
         raise
     finally:
         for tmp in tmps.values():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        for _, backup in done:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
 
 
-def _link_over(path: Path, backup: Path) -> None:
-    """Make ``backup`` a second name of ``path``'s current file (a copy where links fail)."""
+def _second_name(path: Path) -> Path:
+    """A new name beside ``path`` for its current file (a copy where links fail)."""
+    backup = _temp_beside(path)
     backup.unlink()
     try:
         os.link(path, backup)
     except OSError:
         shutil.copy2(path, backup)
+    return backup
 
 
 def check_writable(paths: Mapping[str, str | Path] | list[str | Path]) -> None:
