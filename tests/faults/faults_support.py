@@ -12,7 +12,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -72,7 +71,8 @@ def write_params(root: Path, params: dict) -> None:
 
 
 def env(root: Path, **extra: str) -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")}
+    drop = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")  # the workspace's code; users write .pyc
+    out = {k: v for k, v in os.environ.items() if k not in drop}
     out.update(OMP_NUM_THREADS="1", MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
                DSPIKE_EXPERIMENT_PREFIX="faults/", **extra)  # fmt: skip
     return out
@@ -91,13 +91,12 @@ def stage_cmd(module: str, *args: str, prefix: tuple[str, ...] = ()) -> list[str
     return [*prefix, sys.executable, "-m", f"pipelines.{module}", *args]
 
 
-def stage(root: Path, module: str, *args: str, prefix: tuple[str, ...] = (), umask: int | None = None,
+def stage(root: Path, module: str, *args: str, prefix: tuple[str, ...] = (),
           timeout: float = 240, **extra_env: str) -> subprocess.CompletedProcess:  # fmt: skip
     """Run ``python -m pipelines.<module> args`` in the workspace; wait for it."""
     return subprocess.run(
         stage_cmd(module, *args, prefix=prefix), cwd=root, env=env(root, **extra_env),
         capture_output=True, text=True, timeout=timeout,
-        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
     )  # fmt: skip
 
 
@@ -122,12 +121,6 @@ def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 180) -> li
             return lines
     proc.kill()
     raise AssertionError(f"no line with {text!r}: {lines}; stderr: {proc.stderr.read()[-2000:]}")
-
-
-def kill(proc: subprocess.Popen, sig: signal.Signals) -> tuple[int, str]:
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
-    return proc.returncode, err
 
 
 def one_line_error(done: subprocess.CompletedProcess | str, *names: str) -> str:

@@ -56,7 +56,7 @@ def test_data_root_that_is_a_file_is_one_line_naming_it(ws, monkeypatch, capsys)
     assert snapshot(ws, *OUTPUTS) == before
 
 
-def test_cifar_pickle_vouched_for_by_the_data_folder_is_not_unpickled(tmp_path, monkeypatch, capsys):
+def test_cifar_pickle_vouched_for_by_its_folder_is_not_unpickled(tmp_path, monkeypatch, capsys):
     """A code-running pickle, padded to the bundled file's size, its MD5 written into the bundle
     manifest beside it: ``prepare cifar10`` refuses it, naming the file; the marker never
     appears."""
