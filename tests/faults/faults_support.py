@@ -156,3 +156,54 @@ def malicious_pickle(marker: Path) -> bytes:
             return (eval, (f"open({str(marker)!r}, 'w').write('pwned')",))
 
     return pickle.dumps({"data": Payload()}, protocol=2)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mlflow_server(folder: Path, port: int, template: Path) -> subprocess.Popen:
+    """A real ``mlflow server`` on 127.0.0.1:``port`` over ``folder/server.db`` (made from the
+    template if new); returns once it answers /health."""
+    import urllib.request
+
+    db = folder / "server.db"
+    if not db.exists():
+        shutil.copy(template, db)
+    log = (folder / "server.log").open("a")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{db}", "--artifacts-destination",
+         str(folder / "artifacts"), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_server(proc)
+            raise AssertionError((folder / "server.log").read_text()[-3000:])
+        time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's whole process group (uvicorn runs workers), then wait."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
