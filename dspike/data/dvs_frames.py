@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from ..io import save_tensors
 from .errors import HOW_TO_GET, CorruptDataError, DatasetNotFoundError
 
 DVS_CLASSES = (
@@ -174,7 +175,7 @@ def prepare_dvs_frames(
         shape=[time_steps, 2, size, size],
     )
     for part, idx in (("train", train_idx), ("test", test_idx)):
-        torch.save(
+        save_tensors(
             {
                 "frames": torch.stack([frames[i] for i in idx])
                 if idx
