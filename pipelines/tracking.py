@@ -141,9 +141,9 @@ class MLflowTracker:
     run's dataset inputs (at start) and artifacts (after the stage wrote its files).
 
     Outages: every record (params, metrics, the end status) is queued and sent in order; a call
-    that fails leaves it queued and the next one tries again, so a store that comes back within
-    the run gets everything. Failed calls may cost at most ``retry_s`` seconds in all; after
-    that the tracker only tries once more at :meth:`finish`. What is still queued then goes to
+    that fails leaves it queued and a later one tries again (spaced out: 2, 4, 8 ... s), so a
+    store that comes back within the run gets everything. Failed calls may cost at most
+    ``retry_s`` seconds in all; :meth:`finish` tries once more. What is still queued then goes to
     ``.mlflow-pending/`` (:data:`PENDING`) and reaches the store, tagged ``late_records``, when
     the next stage starts with the store back: no run stays ``RUNNING`` for want of its end.
     """
@@ -168,6 +168,8 @@ class MLflowTracker:
         self.failed_s = 0.0
         self._down = False
         self._created = False
+        self._failures = 0  # in a row
+        self._next_try = 0.0  # monotonic time before which no call is tried
 
     def start(self, run_id: str | None) -> str | None:
         self.run_id = run_id
@@ -207,7 +209,9 @@ class MLflowTracker:
 
     def finish(self, status: str) -> None:
         self.queue.append({"op": "end", "status": status, "time": int(time.time() * 1000)})
-        self.retry_s = max(self.retry_s, self.failed_s) + _FINAL_TRY_S  # one last try
+        if self._down:  # one last try, whatever the budget and the spacing
+            self.retry_s = max(self.retry_s, self.failed_s) + _FINAL_TRY_S
+            self._next_try = 0.0
         if not self._flush() and self.queue:
             path = self._spool()
             warnings.warn(
@@ -247,14 +251,19 @@ class MLflowTracker:
         return True
 
     def _attempt(self, call: Any) -> bool:
-        """Run ``call``; a failure costs from the retry budget and warns once per outage."""
-        if self.failed_s >= self.retry_s:
-            return False
+        """Run ``call``; a failure costs from the retry budget and warns once per outage.
+
+        After ``k`` failures in a row no call is tried for ``min(2**k, 60)`` seconds (records
+        keep queueing), so an outage costs a few tries, not one per record."""
         t0 = time.monotonic()
+        if self.failed_s >= self.retry_s or t0 < self._next_try:
+            return False
         try:
             call()
         except Exception as err:
             self.failed_s += time.monotonic() - t0
+            self._failures += 1
+            self._next_try = time.monotonic() + min(2.0**self._failures, 60.0)
             if self.client is not None and not self._created:
                 self.client = None
             if not self._down:
@@ -267,7 +276,7 @@ class MLflowTracker:
                 )
             self._down = True
             return False
-        self._down = False
+        self._down, self._failures = False, 0
         return True
 
     def _spool(self) -> Path:
