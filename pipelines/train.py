@@ -36,6 +36,7 @@ import csv
 import io
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -142,10 +143,10 @@ def write_outputs(
 def _check_paths(args: argparse.Namespace) -> None:
     """Every file named on the command line lies inside the working directory (the DVC
     workspace): a ``../`` path must not read or write elsewhere."""
-    cwd = Path.cwd().resolve()
+    cwd = Path.cwd()
     for flag in ("init", "init_metrics", "manifest", "model", "metrics", "plots"):
-        path = getattr(args, flag)
-        if path is not None and not path.resolve().is_relative_to(cwd):
+        path = getattr(args, flag)  # lexically: DVC may link outputs to a cache elsewhere
+        if path is not None and not Path(os.path.abspath(path)).is_relative_to(cwd):
             raise ValueError(
                 f"--{flag.replace('_', '-')} {path}: outside the workspace {cwd}"
             )
@@ -248,7 +249,7 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     if info.is_main:
         check_writable(paths)  # before training, not after it
     checkpoints = Path(get(params, "train.checkpoint_dir")) / run
-    checkpoint_dir = checkpoint_folder(checkpoints, seed, digest, code_digest())
+    checkpoint_dir = checkpoint_folder(checkpoints, seed, digest, code_digest(), info.is_main)
     config.run.checkpoint = str(checkpoint_dir / "last.pt")
     with RunLock(checkpoint_dir) if info.is_main else contextlib.nullcontext():
         tracker = None

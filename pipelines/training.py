@@ -238,15 +238,18 @@ def code_digest() -> str:
     return digest.hexdigest()[:12]
 
 
-def checkpoint_folder(parent: Path, seed: int, digest: str, code: str) -> Path:
+def checkpoint_folder(parent: Path, seed: int, digest: str, code: str, claim: bool = True) -> Path:
     """``<parent>/seed<S>-<key>``: the checkpoint folder of this code, config and data.
 
-    A folder of the same run and seed with another key (other code, config or data) is never
-    resumed: it is removed, with one line saying why, and the run starts afresh. One that
-    another process holds (:class:`dspike.engine.RunLock`) raises ``CheckpointError``.
+    With ``claim`` (rank 0 only, under torchrun) a folder of the same run and seed with another
+    key (other code, config or data), never to be resumed, is removed with one line saying why,
+    and the run starts afresh; one that another process holds
+    (:class:`dspike.engine.RunLock`) raises ``CheckpointError``.
     """
     key = params_hash({"run": digest, "code": code})
     folder = parent / f"seed{seed}-{key}"
+    if not claim:
+        return folder
     for other in sorted(parent.glob(f"seed{seed}-*")):
         if other == folder or not other.is_dir():
             continue
