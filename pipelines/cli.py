@@ -9,10 +9,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from .params import ParamsError, load_params
 
-__all__ = ["RECORD_IMPORTS", "out_dir_argument", "stage_main"]
+__all__ = ["RECORD_IMPORTS", "fail", "out_dir_argument", "stage_main"]
 
 # Set to a folder, every stage writes there the project files it loaded (the tests compare them
 # with the stage's deps in dvc.yaml: a lazy import that escapes them fails the check).
@@ -33,9 +34,10 @@ def stage_main(
     """Parse ``--params``, load params.yaml, call ``run(params, args)``.
 
     A bad key, a missing file or dataset (:class:`FileNotFoundError`, which
-    ``dspike.data.DatasetNotFoundError`` is) or a bad value ends the stage with one line naming
-    it and exit status 2, instead of a traceback wall; outputs already written stay (they are
-    written atomically).
+    ``dspike.data.DatasetNotFoundError`` is), another OS error on a named file, or a bad value
+    (``ValueError``, which ``dspike.data.CorruptDataError`` and ``dspike.engine.ConfigError``
+    are) ends the stage with one line naming it and exit status 2, instead of a traceback wall;
+    outputs already written stay (they are written atomically).
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -48,9 +50,16 @@ def stage_main(
         atexit.register(_record_imports, Path(os.environ[RECORD_IMPORTS]))
     try:
         run(load_params(args.params), args)
-    except (ParamsError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except (ParamsError, ValueError) as err:
+        fail(err)
+    except OSError as err:  # a missing file, a data root that is a file, an unwritable output
+        fail(f"{err.filename}: {err.strerror}" if err.filename and err.strerror else err)
+
+
+def fail(err: object, status: int = 2) -> NoReturn:
+    """Print ``error: <err>`` as one line on stderr and exit with ``status``."""
+    print("error: " + " ".join(str(err).split()), file=sys.stderr)
+    raise SystemExit(status) from None
 
 
 def _record_imports(folder: Path) -> None:

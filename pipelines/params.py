@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from .schema import SchemaError, check_params
+
 __all__ = [
     "ParamsError",
     "deep_merge",
@@ -45,14 +47,39 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     return out
 
 
-def load_params(path: str | Path = "params.yaml", overlay: str | Path | None = None) -> dict:
-    """params.yaml (DVC's file, in the working directory), optionally overlaid by another."""
-    path = Path(path)
+def _read_yaml(path: Path) -> dict:
+    """The mapping in the YAML file ``path``; malformed YAML or another type is a ParamsError."""
     if not path.is_file():
         raise ParamsError(f"{path}: no such params file (run from the repository root)")
-    params = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ParamsError(f"{path}: not valid YAML{at}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: must be a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def load_params(path: str | Path = "params.yaml", overlay: str | Path | None = None) -> dict:
+    """params.yaml (DVC's file, in the working directory), optionally overlaid by another.
+
+    Checked against :data:`pipelines.schema.SCHEMA`: an unknown key (with a "did you mean"), a
+    section that is not a mapping, an empty seed list or a negative sample limit is a
+    :class:`ParamsError` naming the key and the file.
+    """
+    path = Path(path)
+    params = _read_yaml(path)
     if overlay is not None:
-        params = deep_merge(params, yaml.safe_load(Path(overlay).read_text()) or {})
+        params = deep_merge(params, _read_yaml(Path(overlay)))
+    try:
+        check_params(params)
+    except SchemaError as err:
+        raise ParamsError(f"{path}: {err}") from None
     params["_file"] = str(path)
     return params
 

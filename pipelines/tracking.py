@@ -11,9 +11,11 @@ so ``mlflow ui`` from the repository root shows it), or a team server (``http://
   the DVC stage and, under ``dvc exp run``, the DVC experiment), their datasets as run inputs
   (name, digest of the data manifest, source, split sizes, substitute label) and their outputs as
   artifacts.
-* A store that cannot be opened or written never stops a stage: the tracker warns once and turns
-  itself off; the stage's own files are written anyway. An unreachable server is given up after
-  a few seconds, not MLflow's default of minutes of retries. Telemetry is off.
+* A store that cannot be opened or written never stops a stage: the tracker warns, keeps what
+  it could not send and sends it when the store answers again, within a bounded time of failed
+  calls (``tracking.retry_s``); what is left is sent by the next stage that finds the store
+  back (:class:`MLflowTracker`). The stage's own files are written anyway. An unreachable
+  server costs one retry per call, not MLflow's default of minutes. Telemetry is off.
 """
 
 from __future__ import annotations
@@ -46,12 +48,16 @@ __all__ = [
     "MLflowTracker",
     "experiment_name",
     "log_stage_run",
+    "replay_pending",
     "run_tags",
     "tracking_uri",
 ]
 
 _PARAM_CHARS = 6000  # MLflow's limit on a parameter value
 _BATCH = 100  # parameters per log_batch call (MLflow's limit)
+RETRY_S = 60.0  # default seconds of failed calls a run tolerates (params: tracking.retry_s)
+_FINAL_TRY_S = 30.0  # what finish() may still spend on a last try
+PENDING = ".mlflow-pending"  # records a run could not send, under the working directory
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 STUDIES = "The paper's Sec. 4 studies: Fig. 2 and Table 1 on the toy CNN (MNIST), Fig. 3's curves"
 # MLflow tag -> the environment variable DVC sets for the command it runs.
@@ -132,7 +138,15 @@ class DatasetRecord:
 
 class MLflowTracker:
     """Implements :class:`dspike.engine.Tracker` with ``mlflow.MlflowClient``; also logs the
-    run's dataset inputs (at start) and artifacts (after the stage wrote its files)."""
+    run's dataset inputs (at start) and artifacts (after the stage wrote its files).
+
+    Outages: every record (params, metrics, the end status) is queued and sent in order; a call
+    that fails leaves it queued and a later one tries again (spaced out: 2, 4, 8 ... s), so a
+    store that comes back within the run gets everything. Failed calls may cost at most
+    ``retry_s`` seconds in all; :meth:`finish` tries once more. What is still queued then goes to
+    ``.mlflow-pending/`` (:data:`PENDING`) and reaches the store, tagged ``late_records``, when
+    the next stage starts with the store back: no run stays ``RUNNING`` for want of its end.
+    """
 
     def __init__(
         self,
@@ -142,55 +156,142 @@ class MLflowTracker:
         uri: str | None = None,
         inputs: Sequence[DatasetRecord] = (),
         description: str = "",
+        retry_s: float = RETRY_S,
     ) -> None:
         self.experiment, self.run_name, self.tags = experiment, run_name, dict(tags)
         self.inputs, self.description = list(inputs), description
         self.uri = uri or tracking_uri()
+        self.retry_s = float(retry_s)
         self.client: Any = None
         self.run_id: str | None = None
+        self.queue: list[dict[str, Any]] = []
+        self.failed_s = 0.0
+        self._down = False
+        self._created = False
+        self._failures = 0  # in a row
+        self._next_try = 0.0  # monotonic time before which no call is tried
 
     def start(self, run_id: str | None) -> str | None:
         self.run_id = run_id
-        try:
-            from mlflow import MlflowClient
-
-            self.client = MlflowClient(tracking_uri=self.uri)
-            if run_id is not None and self._resumable(run_id):
-                self.client.update_run(run_id, status="RUNNING")
-            else:
-                run = self.client.create_run(
-                    self._experiment_id(), run_name=self.run_name, tags=self.tags
-                )
-                self.run_id = run.info.run_id
-                self._log_inputs()
-        except Exception as err:
-            self._off(err)
+        self._attempt(self._open)
+        if self.client is not None:
+            replay_pending(self.client, self.uri)
         return self.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, str(v)[:_PARAM_CHARS]) for k, v in params.items()]
+        items = [[k, str(v)[:_PARAM_CHARS]] for k, v in params.items()]
         for i in range(0, len(items), _BATCH):
-            self._call("log_batch", self.run_id, params=items[i : i + _BATCH])
+            self.queue.append({"op": "params", "items": items[i : i + _BATCH]})
+        self._flush()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        self._call("log_batch", self.run_id, metrics=items)
+        items = [[k, float(v), now, step] for k, v in metrics.items()]
+        self.queue.append({"op": "metrics", "items": items})
+        self._flush()
 
     def log_artifacts(self, files: Mapping[str, Path]) -> None:
-        """Log each file (or folder) under the artifact folder its key names (``""``: top)."""
+        """Log each file (or folder) under the artifact folder its key names (``""``: top).
+
+        Artifacts are not queued (they may be temporary files): during an outage they are
+        skipped with a warning naming them."""
         for folder, path in files.items():
-            if Path(path).is_dir():
-                self._call("log_artifacts", self.run_id, str(path), folder or None)
-            elif Path(path).is_file():
-                self._call("log_artifact", self.run_id, str(path), folder or None)
+            method = "log_artifacts" if Path(path).is_dir() else "log_artifact"
+            if not Path(path).exists():
+                continue
+            if not self._flush() or not self._attempt(
+                lambda m=method, p=path, f=folder: getattr(self.client, m)(
+                    self.run_id, str(p), f or None
+                )
+            ):
+                warnings.warn(f"MLflow: artifact {path} not logged (store unreachable)",
+                              stacklevel=2)  # fmt: skip
 
     def finish(self, status: str) -> None:
-        self._call("set_terminated", self.run_id, status)
+        self.queue.append({"op": "end", "status": status, "time": int(time.time() * 1000)})
+        if self._down:  # one last try, whatever the budget and the spacing
+            self.retry_s = max(self.retry_s, self.failed_s) + _FINAL_TRY_S
+            self._next_try = 0.0
+        if not self._flush() and self.queue:
+            path = self._spool()
+            warnings.warn(
+                f"MLflow tracking at {self.uri} is off: {len(self.queue)} records of run "
+                f"{self.run_name} kept in {path}; they are sent when a stage next starts with "
+                "the store reachable",
+                stacklevel=2,
+            )
+
+    # --- queue and outages ----------------------------------------------------------------
+
+    def _open(self) -> None:
+        from mlflow import MlflowClient
+
+        self.client = self.client or MlflowClient(tracking_uri=self.uri)
+        if self._created:
+            return
+        if self.run_id is not None and self._resumable(self.run_id):
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
+            run = self.client.create_run(
+                self._experiment_id(), run_name=self.run_name, tags=self.tags
+            )
+            self.run_id = run.info.run_id
+            self._created = True
+            self._log_inputs()
+        self._created = True
+
+    def _flush(self) -> bool:
+        """Send the queue in order; False if the store could not take all of it."""
+        if not self._created and not self._attempt(self._open):
+            return False
+        while self.queue:
+            if not self._attempt(lambda: _send(self.client, self.run_id, self.queue[0])):
+                return False
+            self.queue.pop(0)
+        return True
+
+    def _attempt(self, call: Any) -> bool:
+        """Run ``call``; a failure costs from the retry budget and warns once per outage.
+
+        After ``k`` failures in a row no call is tried for ``min(2**k, 60)`` seconds (records
+        keep queueing), so an outage costs a few tries, not one per record."""
+        t0 = time.monotonic()
+        if self.failed_s >= self.retry_s or t0 < self._next_try:
+            return False
+        try:
+            call()
+        except Exception as err:
+            self.failed_s += time.monotonic() - t0
+            self._failures += 1
+            self._next_try = time.monotonic() + min(2.0**self._failures, 60.0)
+            if self.client is not None and not self._created:
+                self.client = None
+            if not self._down:
+                warnings.warn(
+                    f"MLflow tracking at {self.uri} is off for now ({type(err).__name__}: "
+                    f"{' '.join(str(err).split())[:300]}); records are kept and retried (at "
+                    f"most {self.retry_s:.0f} s of failed calls); the stage's metrics/ and "
+                    "plots/ files are written anyway",
+                    stacklevel=3,
+                )
+            self._down = True
+            return False
+        self._down, self._failures = False, 0
+        return True
+
+    def _spool(self) -> Path:
+        folder = Path.cwd() / PENDING
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {
+            "uri": self.uri, "run_id": self.run_id if self._created else None,
+            "experiment": self.experiment, "run_name": self.run_name, "tags": self.tags,
+            "description": self.description, "queue": self.queue,
+        }  # fmt: skip
+        path = folder / f"{self.run_id or 'new'}-{os.getpid()}-{int(time.time())}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+        return path
 
     def _log_inputs(self) -> None:
         if not self.inputs:
@@ -245,21 +346,49 @@ class MLflowTracker:
         except Exception:
             return False
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
-        if self.client is None or self.run_id is None:
-            return
-        try:
-            getattr(self.client, method)(*args, **kwargs)
-        except Exception as err:
-            self._off(err)
 
-    def _off(self, err: Exception) -> None:
-        warnings.warn(
-            f"MLflow tracking at {self.uri} is off for this run ({type(err).__name__}: {err}); "
-            "metrics are still written to the stage's metrics/ and plots/ files",
-            stacklevel=3,
-        )
-        self.client = None
+
+def _send(client: Any, run_id: str, record: dict[str, Any]) -> None:
+    """One queued record to the store."""
+    from mlflow.entities import Metric, Param
+
+    if record["op"] == "params":
+        client.log_batch(run_id, params=[Param(k, v) for k, v in record["items"]])
+    elif record["op"] == "metrics":
+        client.log_batch(run_id, metrics=[Metric(*item) for item in record["items"]])
+    elif record["op"] == "end":
+        client.set_terminated(run_id, record["status"], end_time=record["time"])
+
+
+def replay_pending(client: Any, uri: str) -> None:
+    """Send the records that earlier runs left in :data:`PENDING` for ``uri`` (see
+    :class:`MLflowTracker`); each run so completed gets the tag ``late_records``."""
+    folder = Path.cwd() / PENDING
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+            if record.get("uri") != uri:
+                continue
+            run_id = record["run_id"]
+            if run_id is None:
+                experiment = client.get_experiment_by_name(record["experiment"])
+                if experiment is None:
+                    experiment_id = client.create_experiment(
+                        record["experiment"],
+                        tags={**EXPERIMENT_KIND, "mlflow.note.content": record["description"]},
+                    )
+                else:
+                    experiment_id = experiment.experiment_id
+                run_id = client.create_run(
+                    experiment_id, run_name=record["run_name"], tags=record["tags"]
+                ).info.run_id
+            for item in record["queue"]:
+                _send(client, run_id, item)
+            client.set_tag(run_id, "late_records", f"{len(record['queue'])} sent after an outage")
+            path.unlink()
+        except Exception as err:  # still unreachable, or a damaged file: keep it
+            warnings.warn(f"MLflow: pending records {path} not sent yet ({err})", stacklevel=2)
+            return
 
 
 def log_stage_run(
@@ -275,8 +404,7 @@ def log_stage_run(
 ) -> str | None:
     """One finished run for a stage that does not train (studies, energy, tables)."""
     tracker = MLflowTracker(experiment, run_name, tags, inputs=inputs, description=description)
-    if tracker.start(None) is None:
-        return None
+    tracker.start(None)
     tracker.log_params(params or {})
     if metrics:
         tracker.log_metrics(metrics, step=0)

@@ -31,10 +31,12 @@ ImageNet stages with ``data.imagenet.root: ""`` write outputs marked skipped and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -48,22 +50,33 @@ from dspike.engine import (
     CheckpointError,
     FitResult,
     NonFiniteLossError,
+    RunLock,
     TrainConfig,
     TrainingInterrupted,
     build_network,
     distributed,
     fit,
 )
-from dspike.io import atomic_path, atomic_write_text, pyplot, save_figure
+from dspike.io import atomic_outputs, check_writable, pyplot, save_figure, save_tensors
 
-from .cli import stage_main
+from .cli import fail, stage_main
 from .params import ParamsError, get
-from .tracking import DatasetRecord, MLflowTracker, experiment_name, run_tags
-from .training import build_config, build_datasets, named_by_params, run_hash, stage_settings
+from .schema import check_stage_name
+from .tracking import RETRY_S, DatasetRecord, MLflowTracker, experiment_name, run_tags
+from .training import (
+    build_config,
+    build_datasets,
+    checkpoint_folder,
+    code_digest,
+    named_by_params,
+    run_hash,
+    stage_settings,
+)
 
 __all__ = ["main", "run_name"]
 
 log = logging.getLogger("pipelines.train")
+
 
 def run_name(stage: str, epsilon: str | None = None) -> str:
     """``STAGE`` or, for a Table 5 run at another FDG eps, ``STAGE_eps<E>``."""
@@ -77,21 +90,23 @@ def _paths(args: argparse.Namespace) -> dict[str, Path]:
     return {"model": args.model, "metrics": args.metrics, "plots": args.plots}
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def _csv_text(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, PLOT_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-    atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
 
 
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
-def _save_model(path: Path, state: dict[str, torch.Tensor]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
+def _commit(
+    paths: dict[str, Path], state: dict[str, torch.Tensor], metrics: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    """Write model, metrics and plots as one set (:func:`dspike.io.atomic_outputs`)."""
+    with atomic_outputs(paths) as tmp:
+        save_tensors({k: v.detach().cpu() for k, v in state.items()}, tmp["model"])
+        tmp["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
+        tmp["plots"].write_text(_csv_text(rows))
 
 
 def _selected(result: FitResult, select: str, column: str) -> Any:
@@ -102,34 +117,38 @@ def _selected(result: FitResult, select: str, column: str) -> Any:
 
 def write_skipped(paths: dict[str, Path], reason: str) -> None:
     """Outputs of a stage that cannot run here, so ``dvc repro`` goes on."""
-    _save_model(paths["model"], {})
-    _write_json(paths["metrics"], {"skipped": True, "reason": reason})
-    _write_csv(paths["plots"], [])
+    _commit(paths, {}, {"skipped": True, "reason": reason}, [])
 
 
 def write_outputs(
     paths: dict[str, Path], result: FitResult, config: TrainConfig, meta: dict[str, Any]
 ) -> None:
     select = config.run.select
-    _save_model(paths["model"], result.selected_state(select))
-    _write_csv(paths["plots"], result.history)
-    _write_json(
-        paths["metrics"],
-        {
-            **meta,
-            "acc": result.final_acc if select == "final" else result.best_acc,
-            "select": select,
-            "final_acc": result.final_acc,
-            "best_acc": result.best_acc,
-            "best_epoch": result.best_epoch,
-            "epochs": config.run.epochs,
-            "time_steps": config.model.time_steps,
-            "b0": config.surrogate.temperature if config.model.mode == "snn" else None,
-            "temperature": _selected(result, select, "temperature"),
-            "seconds": round(result.seconds, 3),
-            "mlflow_run_id": result.run_id,
-        },
-    )
+    metrics = {
+        **meta,
+        "acc": result.final_acc if select == "final" else result.best_acc,
+        "select": select,
+        "final_acc": result.final_acc,
+        "best_acc": result.best_acc,
+        "best_epoch": result.best_epoch,
+        "epochs": config.run.epochs,
+        "time_steps": config.model.time_steps,
+        "b0": config.surrogate.temperature if config.model.mode == "snn" else None,
+        "temperature": _selected(result, select, "temperature"),
+        "seconds": round(result.seconds, 3),
+        "mlflow_run_id": result.run_id,
+    }
+    _commit(paths, result.selected_state(select), metrics, result.history)
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Every file named on the command line lies inside the working directory (the DVC
+    workspace): a ``../`` path must not read or write elsewhere."""
+    cwd = Path.cwd()
+    for flag in ("init", "init_metrics", "manifest", "model", "metrics", "plots"):
+        path = getattr(args, flag)  # lexically: DVC may link outputs to a cache elsewhere
+        if path is not None and not Path(os.path.abspath(path)).is_relative_to(cwd):
+            raise ValueError(f"--{flag.replace('_', '-')} {path}: outside the workspace {cwd}")
 
 
 # --- the stage ---------------------------------------------------------------------------------
@@ -185,12 +204,18 @@ def _tracker(
     )
     inputs = [DatasetRecord.from_manifest(manifest, split) for split in ("train", "test")]
     return MLflowTracker(experiment_name(dataset), f"{run}/seed{seed}", tags, inputs=inputs,
-                         description=description)  # fmt: skip
+                         description=description,
+                         retry_s=float(get(params, "tracking.retry_s", RETRY_S)))  # fmt: skip
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:
     stage, seed, epsilon = args.stage, args.seed, args.epsilon
     run = run_name(stage, epsilon)
+    try:
+        check_stage_name(run, "run")
+    except ValueError as err:
+        raise ValueError(f"{stage} / --epsilon: {err}") from None
+    _check_paths(args)
     paths = _paths(args)
     settings = stage_settings(params, stage)
     dataset = settings.get("dataset")
@@ -213,43 +238,55 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     config = build_config(
         params, stage, seed, epsilon, init=args.init or "", temperature=_inherited_b(params, args)
     )
-    digest = run_hash(params, config, dataset)
-    checkpoint_dir = Path(get(params, "train.checkpoint_dir")) / run / f"seed{seed}-{digest}"
-    config.run.checkpoint = str(checkpoint_dir / "last.pt")
     with named_by_params(params, stage, epsilon):
         model = build_network(config)
         train_set, test_set = build_datasets(params, dataset, info)
+    digest = run_hash(params, config, dataset)
+    if info.is_main:
+        check_writable(paths)  # before training, not after it
+    checkpoints = Path(get(params, "train.checkpoint_dir")) / run
+    checkpoint_dir = checkpoint_folder(checkpoints, seed, digest, code_digest(), info.is_main)
+    config.run.checkpoint = str(checkpoint_dir / "last.pt")
+    with RunLock(checkpoint_dir) if info.is_main else contextlib.nullcontext():
         tracker = None
         if info.is_main:
             tracker = _tracker(params, dataset, run, seed, stage, digest, args.manifest)
-        result = fit(config, model, train_set, test_set, tracker=tracker)
-    if info.is_main:
-        meta = {
-            "stage": stage,
-            "run": run,
-            "seed": seed,
-            "dataset": dataset,
-            "data_source": get(params, "data.source"),
-            "params_hash": digest,
-        }
-        write_outputs(paths, result, config, meta)
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        if tracker is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                curves = Path(tmp) / "curves.png"
-                plot_curves(result.history, curves, f"{run} seed {seed}")
-                tracker.log_artifacts({"": curves})
-                tracker.log_artifacts({"": paths["plots"], "metrics": paths["metrics"]})
-                if get(params, "tracking.log_weights", True):
-                    tracker.log_artifacts({"weights": paths["model"]})
-        log.info(
-            "%s seed %d: final %.2f%%, best %.2f%% (epoch %d)",
-            run,
-            seed,
-            result.final_acc,
-            result.best_acc,
-            result.best_epoch,
-        )
+        with named_by_params(params, stage, epsilon):
+            result = fit(config, model, train_set, test_set, tracker=tracker)
+        if info.is_main:
+            _finish(params, args, paths, result, config, digest, tracker, checkpoint_dir)
+
+
+def _finish(
+    params: dict, args: argparse.Namespace, paths: dict[str, Path], result: FitResult,
+    config: TrainConfig, digest: str, tracker: MLflowTracker | None, checkpoint_dir: Path,
+) -> None:  # fmt: skip
+    """Rank 0 after training: the outputs as one set, then the MLflow artifacts."""
+    stage, seed, run = args.stage, args.seed, run_name(args.stage, args.epsilon)
+    if tracker is not None:  # a run created late, after an outage at the start
+        result.run_id = tracker.run_id
+    meta = {
+        "stage": stage,
+        "run": run,
+        "seed": seed,
+        "dataset": stage_settings(params, stage).get("dataset"),
+        "data_source": get(params, "data.source"),
+        "params_hash": digest,
+    }
+    write_outputs(paths, result, config, meta)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if tracker is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            curves = Path(tmp) / "curves.png"
+            plot_curves(result.history, curves, f"{run} seed {seed}")
+            tracker.log_artifacts({"": curves})
+            tracker.log_artifacts({"": paths["plots"], "metrics": paths["metrics"]})
+            if get(params, "tracking.log_weights", True):
+                tracker.log_artifacts({"weights": paths["model"]})
+    log.info(
+        "%s seed %d: final %.2f%%, best %.2f%% (epoch %d)",
+        run, seed, result.final_acc, result.best_acc, result.best_epoch,
+    )  # fmt: skip
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -272,9 +309,10 @@ def main(argv: list[str] | None = None) -> None:
     except TrainingInterrupted as err:
         print(f"stopped: {err}; run the same command to resume", file=sys.stderr)
         raise SystemExit(143) from None
-    except (NonFiniteLossError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+    except CheckpointError as err:
+        fail(err)
+    except NonFiniteLossError as err:
+        fail(err, status=1)
     finally:
         distributed.teardown()
 

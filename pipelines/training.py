@@ -11,6 +11,10 @@ import contextlib
 import dataclasses
 import hashlib
 import inspect
+import json
+import logging
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from dspike.engine import (
     ModelConfig,
     OptimConfig,
     RunConfig,
+    RunLock,
     SurrogateConfig,
     TrainConfig,
     distributed,
@@ -36,12 +41,16 @@ __all__ = [
     "NUM_CLASSES",
     "build_config",
     "build_datasets",
+    "checkpoint_folder",
+    "code_digest",
     "dvs_frames_dir",
     "named_by_params",
     "run_hash",
     "stage_settings",
 ]
 
+log = logging.getLogger("pipelines.train")
+KEY_FILE = "key.json"  # in a checkpoint folder: the params hash and code digest it was made by
 NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "cifar10dvs": 10, "imagenet": 1000}
 
 # Config field -> where params.yaml holds it; "@k" is key k of stages.<stage> over train.
@@ -207,6 +216,57 @@ def run_hash(params: dict, config: TrainConfig, dataset: str) -> str:
             "init_sha256": _file_digest(config.model.init),
         }
     )
+
+
+def code_digest() -> str:
+    """sha256 (12 hex digits) of the project's source files this process has loaded.
+
+    With :func:`run_hash` it keys a run's checkpoint: a checkpoint written by other code is
+    never resumed.
+    """
+    root = Path(__file__).resolve().parent.parent
+    files = set()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and name.split(".")[0] in ("dspike", "pipelines"):
+            files.add(Path(path).resolve())
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root) if path.is_relative_to(root) else path).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:12]
+
+
+def checkpoint_folder(parent: Path, seed: int, digest: str, code: str, claim: bool = True) -> Path:
+    """``<parent>/seed<S>-<key>``: the checkpoint folder of this code, config and data.
+
+    With ``claim`` (rank 0 only, under torchrun) a folder of the same run and seed with another
+    key (other code, config or data), never to be resumed, is removed with one line saying why,
+    and the run starts afresh; one that another process holds
+    (:class:`dspike.engine.RunLock`) raises ``CheckpointError``.
+    """
+    key = params_hash({"run": digest, "code": code})
+    folder = parent / f"seed{seed}-{key}"
+    if not claim:
+        return folder
+    for other in sorted(parent.glob(f"seed{seed}-*")):
+        if other == folder or not other.is_dir():
+            continue
+        try:
+            written = json.loads((other / KEY_FILE).read_text())
+        except (OSError, ValueError):
+            written = {}
+        why = (
+            "other code" if written.get("params_hash") == digest
+            else "another config or data" if written.get("code") == code
+            else "other code, config or data"
+        )  # fmt: skip
+        with RunLock(other):
+            shutil.rmtree(other)
+        log.warning("checkpoint %s was written by %s: not resumed, starting afresh", other, why)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / KEY_FILE).write_text(json.dumps({"params_hash": digest, "code": code}) + "\n")
+    return folder
 
 
 def dvs_frames_dir(params: dict) -> Path:

@@ -169,7 +169,7 @@ def test_truncated_idx_is_named(root, tmp_path):
 
 
 def test_truncated_jpeg_is_named(root, tmp_path):
-    work = _copy(root, tmp_path, "val")
+    work = _copy(root, tmp_path, "train", "val")  # val's labels follow train's class index
     ds = build_dataset("imagenet", work, train=False)
     bad = Path(ds.samples[3][0])
     bad.write_bytes(bad.read_bytes()[:2000])

@@ -20,6 +20,7 @@ from . import transforms as tr
 from .bundled import DATASETS, bundle_info
 from .dvs_frames import MANIFEST, DVSFrames, frame_options, prepare_dvs_frames
 from .errors import HOW_TO_GET, CorruptDataError, DatasetNotFoundError
+from .safe_pickle import check_plain_pickle
 
 
 def _checked(name: str, path: Path) -> Path:
@@ -105,8 +106,10 @@ def _cifar(name: str, root: Path, train: bool, download: bool, augment: bool, **
     try:
         if info:
             md5 = {k: v["md5"] for k, v in info["files"].items()}
-            _verify_md5(name, folder, [(f, md5[f"{cls.base_folder}/{f}"]) for f, _ in
-                                       _cifar_files(cls)])  # fmt: skip
+            expected = [(f, md5[f"{cls.base_folder}/{f}"]) for f, _ in _cifar_files(cls)]
+            _verify_md5(name, folder, expected)
+            for f, _ in expected:  # the manifest lies in the data folder: it vouches for nothing
+                check_plain_pickle(folder / f)
             bundled = BundledCIFAR10 if name == "cifar10" else BundledCIFAR100
             return bundled(root, md5, **kwargs)
         for f, _ in _cifar_files(cls):
@@ -143,9 +146,34 @@ def _imagenet(root: Path, train: bool, download: bool, augment: bool, **opts) ->
     transform = tr.imagenet_transform(train, augment, **opts)
     if (root / "ILSVRC2012_devkit_t12.tar.gz").is_file() or (root / "meta.bin").is_file():
         return tvd.ImageNet(root, split=split, transform=transform, loader=checked_image_loader)
-    if not (root / split).is_dir():
-        raise DatasetNotFoundError("imagenet", root / split, HOW_TO_GET["imagenet"])
-    return tvd.ImageFolder(root / split, transform=transform, loader=checked_image_loader)
+    for folder in {root / "train", root / split}:
+        if not folder.is_dir():
+            raise DatasetNotFoundError("imagenet", folder, HOW_TO_GET["imagenet"])
+    return _TrainIndexedFolder(root / split, root / "train", transform=transform,
+                               loader=checked_image_loader)  # fmt: skip
+
+
+class _TrainIndexedFolder(tvd.ImageFolder):
+    """``ImageFolder`` whose class index is always the training split's, so a label means the
+    same class in ``val/`` even where ``val/`` lacks some classes; a ``val/`` class that
+    ``train/`` does not have is a ``CorruptDataError`` naming the folder."""
+
+    def __init__(self, root: Path, train_root: Path, **kwargs) -> None:
+        self._train_root = train_root
+        super().__init__(root, allow_empty=root != train_root, **kwargs)
+        if not self.samples:
+            raise DatasetNotFoundError("imagenet", root, HOW_TO_GET["imagenet"])
+
+    def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
+        classes, index = super().find_classes(self._train_root)
+        if Path(directory) != self._train_root:
+            extra = sorted(set(super().find_classes(directory)[0]) - set(classes))
+            if extra:
+                raise CorruptDataError(
+                    Path(directory) / extra[0],
+                    f"class folder not in {self._train_root} ({len(extra)} such classes)",
+                )
+        return classes, index
 
 
 # --- CIFAR10-DVS -------------------------------------------------------------------------------

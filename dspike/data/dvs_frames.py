@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from ..io import atomic_dir
+from ..io import atomic_dir, save_tensors
 from .errors import HOW_TO_GET, CorruptDataError, DatasetNotFoundError
 
 DVS_CLASSES = (
@@ -192,7 +192,7 @@ def prepare_dvs_frames(
     )
     with atomic_dir(out_dir) as tmp:
         for part, idx in (("train", train_idx), ("test", test_idx)):
-            torch.save(
+            save_tensors(
                 {
                     "frames": torch.stack([frames[i] for i in idx])
                     if idx

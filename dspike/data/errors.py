@@ -16,8 +16,11 @@ class DatasetNotFoundError(FileNotFoundError):
         return self.args[0]
 
 
-class CorruptDataError(RuntimeError):
-    """A dataset file exists but cannot be read (truncated, wrong checksum, wrong format)."""
+class CorruptDataError(ValueError, RuntimeError):
+    """A dataset file exists but cannot be read (truncated, wrong checksum, wrong format).
+
+    A ``ValueError`` (a bad input, which stages report in one line with exit status 2) and, as
+    before, a ``RuntimeError``."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path, self.reason = Path(path), reason

@@ -1,6 +1,6 @@
 """Training engine: config, the loop (:func:`fit`), checkpoints, torchrun helpers, tracker hooks."""
 
-from .checkpoint import CheckpointError, StopSignal, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, RunLock, StopSignal, load_checkpoint, save_checkpoint
 from .config import (
     ConfigError,
     DataConfig,
@@ -25,6 +25,7 @@ __all__ = [
     "NullTracker",
     "OptimConfig",
     "RunConfig",
+    "RunLock",
     "StopSignal",
     "SurrogateConfig",
     "Tracker",

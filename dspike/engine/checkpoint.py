@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import atomic_path
+from ..io import atomic_path, save_tensors
 
 __all__ = [
     "CheckpointError",
+    "RunLock",
     "StopSignal",
     "cpu_copy",
     "derive_seed",
@@ -42,10 +43,50 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or does not fit the model; the message names the file."""
 
 
+class RunLock:
+    """An exclusive lock on a run's checkpoint folder (``<folder>/lock``, ``flock``), held while
+    the run trains, so a second process cannot train the same checkpoint at the same time.
+
+    The lock goes with the process: a killed run frees it. Entering raises
+    :class:`CheckpointError` naming the holder's pid when another process holds it.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.path = Path(folder) / "lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise CheckpointError(
+                f"{self.path.parent} is in use by another training process (pid {holder}); "
+                "wait for it to finish or stop it, then run again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file + rename)."""
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+        save_tensors({"format": FORMAT, **state}, tmp)
     return Path(path)
 
 

@@ -52,7 +52,19 @@ def build_network(cfg: TrainConfig) -> SpikingNet:
         **m.arch,
     )
     if m.init:
-        state = torch.load(m.init, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(m.init, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise ConfigError("model.init", f"{m.init}: no such file") from None
+        except Exception as err:
+            raise ConfigError(
+                "model.init",
+                f"{m.init} is not a plain state_dict of tensors ({type(err).__name__}); "
+                "only tensors are loaded from it (weights_only), never pickled code",
+            ) from None
+        if not isinstance(state, dict):
+            raise ConfigError("model.init", f"{m.init} holds a {type(state).__name__}, "
+                              "not a state_dict")  # fmt: skip
         try:
             model.load_state_dict(state)
         except RuntimeError as err:
