@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .energy import E_AC, E_MAC, ActivityReport, energy
+from .energy_cost import E_AC, E_MAC, energy
 from .io import atomic_write_text, save_figure
+
+if TYPE_CHECKING:  # the report stage formats numbers; it needs no torch
+    from .energy import ActivityReport
 
 __all__ = [
     "TABLE3_COLUMNS",
