@@ -23,7 +23,7 @@ with the dynamics of Eq. 1-2 (u = 0.25 u + c, V_th = 0.5, hard reset to 0):
 A step is forward + cross-entropy (``fwd``), backward (``bwd``) and the SGD update, timed one
 after another with the variants interleaved, so load on a shared machine hits them alike; the
 median of ``--repeats`` steps after ``--warmup`` is reported. Peak memory is measured in a fresh
-process per variant (``ru_maxrss``; ``step RSS`` is the peak minus the RSS before the first
+process per variant (``VmHWM``; ``step RSS`` is the peak minus the RSS before the first
 step); that process also times its first step against its later ones, which for
 ``dspike-compiled`` is the compile overhead a pipeline stage pays with the cache it finds.
 Writes ``compare_frameworks.csv`` and ``compare_frameworks.png`` (step time against T) to
@@ -36,7 +36,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -200,10 +199,15 @@ def time_variants(
     }
 
 
-def _rss_mb() -> float:
+def _status_mb(key: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in MB, from /proc/self/status.
+
+    Not ``ru_maxrss``: Linux carries that across ``execve``, so a process started by this
+    (large) one would report the parent's size at fork as its own peak.
+    """
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -214,9 +218,9 @@ def measure_memory(variant: str, time_steps: int, batch: int, width: int, steps:
     x, y = _batch(batch, device)
     model = build(variant, time_steps, width, device)
     optimizer = build_optimizer(model, OptimConfig(lr=0.01))
-    before = _rss_mb()
+    before = _status_mb("VmRSS")
     times = [timed_step(model, optimizer, x, y, device)[2] for _ in range(steps)]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mb("VmHWM")
     return {
         "peak_rss_mb": peak,
         "step_rss_mb": peak - before,
