@@ -42,7 +42,9 @@ def _shared_env(session: nox.Session) -> dict[str, str]:
         session.run(sys.executable, "-m", "venv", str(SHARED_ENV), external=True)
     if not stamp.exists() or stamp.read_text() != wanted:
         session.run(str(python), "-m", "pip", "install", "-q", "--upgrade", "pip", external=True)
-        session.run(str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]", external=True)
+        session.run(
+            str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test,bench]", external=True
+        )
         stamp.write_text(wanted)
     bin_dir = str(SHARED_ENV / "bin")
     return {
@@ -70,11 +72,17 @@ def smoke(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
-    """Speed benchmarks (``benchmarks/``); figures go to the README."""
+    """Speed benchmarks (``benchmarks/``): the comparison with SpikingJelly and snnTorch, then
+    every ``bench_*.py``; figures go to the README. ``nox -s bench -- SCRIPT [ARGS]`` runs one.
+    """
     env = _shared_env(session)
-    scripts = session.posargs or sorted(str(p) for p in (ROOT / "benchmarks").glob("bench_*.py"))
+    if session.posargs:
+        session.run(PYTHON, *session.posargs, env=env, external=True)
+        return
+    scripts = [ROOT / "benchmarks" / "compare_frameworks.py"]
+    scripts += sorted((ROOT / "benchmarks").glob("bench_*.py"))
     for script in scripts:
-        session.run(PYTHON, script, env=env, external=True)
+        session.run(PYTHON, str(script), env=env, external=True)
 
 
 @nox.session

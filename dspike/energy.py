@@ -8,7 +8,8 @@
 * :func:`op_counts`: Table 3's #Add and #Mult. ANN: #Mult = #Add = MACs. SNN:
   #Mult = MACs(first layer) x T, #Add = sum over the other layers of
   MACs(layer) x (input rate of the layer) x T; only a nonzero input triggers work.
-* :func:`energy`: 4.6 pJ per #Mult + 0.9 pJ per #Add (45 nm CMOS, following Diet-SNN [27]).
+* :func:`energy` (from :mod:`dspike.energy_cost`): 4.6 pJ per #Mult + 0.9 pJ per #Add (45 nm
+  CMOS, following Diet-SNN [27]).
 
 Inputs that are not spikes. Average-pooled spikes (the ResNet-D shortcut's 1x1 conv, the FC
 head after global pooling) are graded, not binary. We count such a layer like a spiking one:
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .energy_cost import E_AC, E_MAC, energy
 from .neurons import LIF
 
 if TYPE_CHECKING:
@@ -44,9 +46,6 @@ __all__ = [
     "measure_activity",
     "op_counts",
 ]
-
-E_MAC = 4.6e-12  # J per multiply-accumulate, 45 nm CMOS (Sec. 5.4)
-E_AC = 0.9e-12  # J per accumulate
 
 
 def _is_leaf(m: nn.Module) -> bool:
@@ -112,11 +111,6 @@ def count_macs(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]:
     if mode.get_total_flops() != attributed:
         raise ValueError("some FLOPs happen outside leaf modules; cannot attribute them")
     return {k: round(v) for k, v in macs.items()}
-
-
-def energy(n_mult: float, n_add: float, e_mac: float = E_MAC, e_ac: float = E_AC) -> float:
-    """Energy in joules: ``e_mac * #Mult + e_ac * #Add`` (Sec. 5.4, Table 3)."""
-    return e_mac * n_mult + e_ac * n_add
 
 
 @dataclass(frozen=True)

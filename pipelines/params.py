@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,16 +125,23 @@ def _git(*args: str) -> str:
 
 
 def provenance() -> dict[str, str]:
-    """Git commit, dirty flag, package versions and device: the line under every table."""
-    import torch
+    """Git commit, dirty flag, package versions and device: the line under every table.
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for name in ("torchvision", "dvc", "mlflow", "tonic"):
-        try:  # metadata only: importing dvc or mlflow would cost seconds per stage
+    Versions come from package metadata, never from importing the package (torch, dvc or
+    mlflow would cost seconds in a stage that does not use them). The device is the GPU's name
+    where this process already imported torch and has a GPU, else the CPU's.
+    """
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "torchvision", "dvc", "mlflow", "tonic"):
+        try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    else:
+        device = platform.processor()
     return {
         "git_commit": os.environ.get("DSPIKE_GIT_COMMIT") or _git("rev-parse", "HEAD") or "unknown",
         "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower(),
