@@ -228,7 +228,7 @@ def test_estimate_of_a_real_smoke_stage_within_25_percent(tmp_path, monkeypatch)
     from pipelines.prepare import prepare
     from pipelines.table1 import main as table1
 
-    small = {"toy": {"train_size": 256}, "table1": {"epochs": 1, "epsilons": [0.5]}}
+    small = {"toy": {"train_size": 512}, "table1": {"epochs": 1, "epsilons": [0.1, 0.5]}}
     params = deep_merge(SMOKE, {"studies": small})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
@@ -241,7 +241,7 @@ def test_estimate_of_a_real_smoke_stage_within_25_percent(tmp_path, monkeypatch)
         table = Throughput("this cpu", "cpu")
         for key in {t.key for t in work.terms if t.key}:
             units = {t.unit for t in work.terms if t.key == key}
-            table.entries[key.label] = measure_key(key, units, None, torch.device("cpu"), steps=4)
+            table.entries[key.label] = measure_key(key, units, None, torch.device("cpu"), steps=8)
         table.save(path)
         prepare(load_params(), "mnist", Path("data/manifests/mnist.json"))
         table1(["--manifest", "data/manifests/mnist.json", "--out", "results/table1"])

@@ -111,8 +111,9 @@ class Workload:
         return None if self.seed is None else f"{self.dataset}/seed{self.seed}"
 
 
-def split_sizes(params: dict, dataset: str) -> tuple[int, int]:
-    """(train, test) samples a stage sees: the known split, capped by ``train.max_*_samples``."""
+def split_sizes(params: dict, dataset: str, capped: bool = True) -> tuple[int, int]:
+    """(train, test) samples of the known split; ``capped``: as a training stage sees them,
+    capped by ``train.max_*_samples``."""
     source = get(params, "data.source")
     if source == "bundled" and dataset == "cifar10dvs":
         per_class = int(get(params, "data.dvs.simulated_per_class", 10))
@@ -122,6 +123,8 @@ def split_sizes(params: dict, dataset: str) -> tuple[int, int]:
         sizes = (len(train), len(test))
     else:
         sizes = SPLITS["bundled" if source == "bundled" else "download"][dataset]
+    if not capped:
+        return sizes
     caps = (int(get(params, f"train.max_{s}_samples", 0)) for s in ("train", "test"))
     return tuple(min(n, cap) if cap else n for n, cap in zip(sizes, caps, strict=True))  # type: ignore[return-value]
 
@@ -245,7 +248,7 @@ def _study(stage: str, params: dict) -> Workload:
     terms = [Term("startup:study", None, 1)]
     if stage not in ("fig2", "table1"):
         return Workload(stage=stage, kind="study", terms=tuple(terms), note="start-up only")
-    full_train, test = split_sizes({**params, "train": {}}, "mnist")
+    full_train, test = split_sizes(params, "mnist", capped=False)
     size = int(get(params, "studies.toy.train_size"))
     train = min(size, full_train) if size else full_train
     cfg = get(params, f"studies.{stage}")
@@ -287,7 +290,7 @@ def _prepare(stage: str, module: str, params: dict) -> Workload:
     terms = [Term("startup:prepare", None, 1)]
     if module != "prepare_dvs":
         return Workload(stage=stage, kind="prepare", terms=tuple(terms))
-    train, test = split_sizes({**params, "train": {}}, "cifar10dvs")
+    train, test = split_sizes(params, "cifar10dvs", capped=False)
     terms.append(Term("dvs_recording", None, train + test))
     note = "per recording measured on simulated recordings"
     return Workload(
