@@ -1,0 +1,101 @@
+"""The compute plan's estimates against measured stages, at smoke scale (``pipelines.plan``).
+
+Builds a smoke workspace (``pipelines.smoke``: this checkout, ``params.smoke.yaml`` overlaid),
+measures this machine's start-up and DVC figures (``python -m pipelines.plan measure``), then
+for every stage in DAG order measures its step shapes (``measure --stages STAGE --shapes-only``)
+and runs it alone (``dvc repro STAGE --single-item``), timing it (``--stages``: only those,
+after what they need): on a shared machine whose load changes by the minute, a stage's rates
+are measured just before it runs. Prints estimated vs actual seconds per stage (Markdown), with
+the load average when the stage started. About 25 min for the whole DAG on a 2-core CPU.
+
+    python benchmarks/plan_accuracy.py [--workspace /tmp/planws] [--stages GLOB ...] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipelines.params import REPO_ROOT
+from pipelines.plan.dag import load_dag, upstream
+from pipelines.plan.report import build_plan
+from pipelines.plan.throughput import Throughput, device_name, table_path
+from pipelines.smoke import prepare_workspace, smoke_env
+
+
+def _timed(args: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=Path, default=Path("/tmp/planws"))
+    parser.add_argument("--stages", nargs="+", default=["*"], help="stages to time (glob)")
+    parser.add_argument("--json", type=Path, help="write every row (and the table) here")
+    args = parser.parse_args()
+    ws = prepare_workspace(args.workspace.resolve(), REPO_ROOT / "params.smoke.yaml")
+    env = smoke_env()
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{ws.parent / (ws.name + '-mlflow.db')}"
+    bin_dir = Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    dvc, py = str(bin_dir / "dvc"), sys.executable
+    measure = [py, "-m", "pipelines.plan", "measure", "--device", "cpu"]
+    _timed([py, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"], ws, env)
+    dag = load_dag(ws)
+    picked = [s for s in dag.to_run() if any(fnmatch.fnmatchcase(s, p) for p in args.stages)]
+    needed = set(picked) | upstream(dag.deps, picked)
+    order = [s for s in dag.to_run() if s in needed]
+    path = table_path(ws, device_name("cpu"))
+    print(f"start-up and DVC figures: {_timed([*measure, '--fixed-only'], ws, env):.0f} s")
+    print("\n| stage | kind | estimated s | ran s | ratio | load avg (1/5/15 min) |")
+    print("|---|---|---|---|---|---|", flush=True)
+    rows = []
+    for stage in order:
+        if stage in picked:
+            _timed([*measure, "--stages", stage, "--shapes-only"], ws, env)
+            plan = build_plan(ws, Throughput.load(path, "", "cpu"), everything=True)
+        load = _load()
+        ran = _timed([dvc, "repro", stage, "--single-item"], ws, env)
+        if stage not in picked:
+            continue
+        est, kind = plan.estimates[stage].seconds or float("nan"), plan.works[stage].kind
+        print(
+            f"| {stage} | {kind} | {est:.1f} | {ran:.1f} | {est / ran:.2f} | {load} |", flush=True
+        )
+        rows.append(
+            {
+                "stage": stage,
+                "kind": kind,
+                "estimated_s": est,
+                "actual_s": ran,
+                "load": load,
+                "parts": plan.estimates[stage].parts,
+            }
+        )
+    total_est, total = sum(r["estimated_s"] for r in rows), sum(r["actual_s"] for r in rows)
+    within = sum(abs(r["estimated_s"] / r["actual_s"] - 1) <= 0.25 for r in rows)
+    print(
+        f"\ntotal: estimated {total_est:.0f} s, ran {total:.0f} s ({total_est / total:.2f});"
+        f" {within} of {len(rows)} stages within 25%"
+    )
+    if args.json:
+        table = json.loads(path.read_text())
+        args.json.write_text(json.dumps({"table": table, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

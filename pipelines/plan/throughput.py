@@ -1,0 +1,111 @@
+"""A device's throughput table: measured (``python -m pipelines.plan measure``) or given by hand.
+
+One JSON file per device, ``plans/throughput-<device>.json`` at the project root (``<device>``:
+the GPU's name from torch, or the CPU's model name, as a file-name slug)::
+
+    {"device": "AMD EPYC", "kind": "cpu",
+     "fixed": {"startup:train": 14.4, "startup:prepare": 8.3, "startup:study": 12.0,
+               "dvs_recording": 0.05, "dvc": 1.3, "dvc_per_locked": 0.09},
+     "entries": {"resnet18 snn T=6 width=8 in=3x32x32 batch=32 eager fp32":
+                 {"train_ips": 105.8, "eval_ips": 448.2, "activity_ips": 300.1,
+                  "checkpoint_s": 0.01, "warmup_s": 0.08, "threads": 2, ...},
+                 "resnet18 snn T=6 width=8 in=3x32x32 batch=4 eager fp32": {"alg1_s": 6.4}}}
+
+``fixed`` holds per-device seconds: one process start-up per kind, one CIFAR10-DVS recording
+prepared, and DVC's own cost per stage (``dvc`` + ``dvc_per_locked`` x the stages in dvc.lock,
+:mod:`.dvc_cost`). A hand-given figure (``--ips resnet18:6=850``, images/s per model and T)
+serves training, evaluation and activity passes of that model and T (evaluation at the
+training rate: an upper bound, it skips the backward); it says nothing of Algorithm 1.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .workload import Term
+
+__all__ = ["Throughput", "device_name", "parse_given", "table_path"]
+
+PER_IMAGE = {"train": "train_ips", "eval": "eval_ips", "activity": "activity_ips"}
+
+
+@dataclass
+class Throughput:
+    """One device's table (see the module docstring)."""
+
+    device: str
+    kind: str
+    fixed: dict[str, float] = field(default_factory=dict)
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    given: dict[tuple[str, int], float] = field(default_factory=dict)  # (model, T) -> images/s
+
+    def seconds(self, term: Term) -> float | None:
+        """Seconds of one unit of ``term``, or ``None`` where neither measured nor given."""
+        if term.key is None:
+            return self.fixed.get(term.unit)
+        entry = self.entries.get(term.key.label, {})
+        if term.unit in PER_IMAGE:
+            ips = entry.get(PER_IMAGE[term.unit])
+            ips = ips or self.given.get((term.key.model, term.key.time_steps))
+            return None if not ips else 1.0 / ips
+        value = entry.get(f"{term.unit}_s")
+        if value is None and term.unit in ("checkpoint", "warmup") and self.given:
+            return 0.0  # small next to the images; not part of a hand-given figure
+        return value
+
+    @classmethod
+    def load(cls, path: Path, device: str, kind: str) -> Throughput:
+        """The table at ``path``, or an empty one for ``device``; ``ValueError`` if unreadable."""
+        if not path.is_file():
+            return cls(device, kind)
+        try:
+            data = json.loads(path.read_text())
+            return cls(data["device"], data["kind"], dict(data["fixed"]), dict(data["entries"]))
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: not a throughput table ({err!r})") from None
+
+    def save(self, path: Path) -> None:
+        data = {
+            "device": self.device,
+            "kind": self.kind,
+            "fixed": self.fixed,
+            "entries": dict(sorted(self.entries.items())),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def device_name(kind: str) -> str:
+    """The GPU's name (``cuda``) or the CPU's model name (``cpu``)."""
+    if kind == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def table_path(root: Path, device: str) -> Path:
+    """``<root>/plans/throughput-<slug of device>.json``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
+    return root / "plans" / f"throughput-{slug}.json"
+
+
+def parse_given(values: list[str]) -> dict[tuple[str, int], float]:
+    """``["resnet18:6=850", "resnet18:1=4000"]`` -> {("resnet18", 6): 850.0, ...} (T=1: ANN)."""
+    out: dict[tuple[str, int], float] = {}
+    for value in values:
+        match = re.fullmatch(r"([a-z0-9_]+):T?(\d+)=([0-9.eE+]+)", value.strip())
+        if not match or float(match.group(3)) <= 0:
+            raise ValueError(f"--ips {value!r}: expected MODEL:T=IMAGES_PER_S, e.g. resnet18:6=850")
+        out[(match.group(1), int(match.group(2)))] = float(match.group(3))
+    return out

@@ -1,0 +1,325 @@
+"""What one DVC stage computes, read from its ``cmd`` in dvc.yaml and from params.yaml, as a list
+of :class:`Term`: a count (training images, test images, Algorithm 1 calls, ...) of one unit
+whose cost a device's throughput table holds.
+
+Training stages take their settings from :func:`pipelines.training.build_config`, exactly as
+the stage does. Dataset sizes are known facts, never read from data (which may not be there
+yet): the full splits the paper uses, or the samples bundled with the project
+(``data.source: bundled``), then ``train.max_*_samples`` as
+:func:`pipelines.training.build_datasets` applies them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dspike.data.dvs_frames import split_indices
+from dspike.engine import TrainConfig
+
+from ..params import get
+from ..training import _data_shape, build_config, stage_settings
+
+__all__ = ["SPLITS", "StepKey", "Term", "Workload", "launcher_processes", "split_sizes", "workload"]
+
+# (train, test) samples: the full splits (Sec. 5.1) and the bundled ones (data/bundled/README.md)
+SPLITS = {
+    "download": {
+        "mnist": (60_000, 10_000),
+        "cifar10": (50_000, 10_000),
+        "cifar100": (50_000, 10_000),
+        "cifar10dvs": (9_000, 1_000),
+        "imagenet": (1_281_167, 50_000),
+    },
+    "bundled": {
+        "mnist": (2_000, 1_000),
+        "cifar10": (1_600, 400),
+        "cifar100": (1_600, 400),
+        "imagenet": (50, 50),
+    },  # cifar10dvs: data.dvs.simulated_per_class per class
+}
+DVS_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class StepKey:
+    """The shape of one measured step: two stages with equal keys run at equal rates."""
+
+    model: str
+    mode: str
+    time_steps: int
+    arch: tuple[tuple[str, Any], ...]  # models.<model> (width, head), without the input shape
+    sample: tuple[int, ...]  # one input: (C, H, W), or (T, C, H, W) for DVS frames
+    batch: int
+    backend: str = "eager"  # LIF backend
+    precision: str = "fp32"  # bf16 applies on GPUs only, as in the engine
+
+    @property
+    def label(self) -> str:
+        """``resnet18 snn T=6 width=8 in=3x32x32 batch=32 eager fp32``: the key in the JSON."""
+        parts = [self.model, self.mode, f"T={self.time_steps}"]
+        parts += [f"{k}={v}" for k, v in self.arch]
+        parts += ["in=" + "x".join(map(str, self.sample)), f"batch={self.batch}"]
+        return " ".join([*parts, self.backend, self.precision])
+
+
+@dataclass(frozen=True)
+class Term:
+    """``count`` units of ``unit`` at step shape ``key`` (``None``: a per-device figure).
+
+    Units: ``train``/``eval``/``activity`` (one image trained, evaluated, evaluated with every
+    layer's firing rate recorded), ``alg1`` (one Algorithm 1 call, ``key.batch`` = the FDG
+    batch), ``fdg`` (one FDG of the first layer, Eq. 10), ``checkpoint``, ``warmup`` (the first
+    steps' excess, once per process), ``startup:<process>``, ``dvs_recording``."""
+
+    unit: str
+    key: StepKey | None
+    count: float
+
+
+@dataclass(frozen=True)
+class Workload:
+    stage: str
+    kind: str  # train | energy | prepare | study | report | skipped
+    dataset: str | None = None
+    seed: int | None = None
+    model: str = ""
+    time_steps: int | None = None
+    epochs: int = 0
+    train_images: int = 0
+    test_images: int = 0
+    batch: int = 0
+    processes: int = 1  # devices a torchrun launcher starts
+    terms: tuple[Term, ...] = ()
+    configs: dict[StepKey, Any] = field(default_factory=dict, compare=False)  # what builds a key
+    note: str = ""
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps over all epochs (per process)."""
+        if not self.batch:
+            return 0
+        return math.ceil(self.train_images / self.processes / self.batch) * self.epochs
+
+    @property
+    def chain(self) -> str | None:
+        """``cifar10/seed0``: the dataset and seed the stage belongs to (training, energy)."""
+        return None if self.seed is None else f"{self.dataset}/seed{self.seed}"
+
+
+def split_sizes(params: dict, dataset: str, capped: bool = True) -> tuple[int, int]:
+    """(train, test) samples of the known split; ``capped``: as a training stage sees them,
+    capped by ``train.max_*_samples``."""
+    source = get(params, "data.source")
+    if source == "bundled" and dataset == "cifar10dvs":
+        per_class = int(get(params, "data.dvs.simulated_per_class", 10))
+        files = [f"r{i}" for _ in range(DVS_CLASSES) for i in range(per_class)]
+        targets = [c for c in range(DVS_CLASSES) for _ in range(per_class)]
+        train, test = split_indices(files, targets, get(params, "data.dvs.split", "first900"))
+        sizes = (len(train), len(test))
+    else:
+        sizes = SPLITS["bundled" if source == "bundled" else "download"][dataset]
+    if not capped:
+        return sizes
+    caps = (int(get(params, f"train.max_{s}_samples", 0)) for s in ("train", "test"))
+    return tuple(min(n, cap) if cap else n for n, cap in zip(sizes, caps, strict=True))  # type: ignore[return-value]
+
+
+def launcher_processes(tokens: list[str]) -> int:
+    """Processes (devices) a ``torchrun`` launcher starts: nproc_per_node x nnodes; else 1."""
+    if not any(Path(t).name == "torchrun" for t in tokens):
+        return 1
+    found = {"nproc": 1, "nnodes": 1}
+    names = {"--nproc_per_node": "nproc", "--nproc-per-node": "nproc", "--nnodes": "nnodes"}
+    for i, token in enumerate(tokens):
+        name, _, value = token.partition("=")
+        if name in names:
+            value = (value or (tokens[i + 1] if i + 1 < len(tokens) else "1")).split(":")[-1]
+            found[names[name]] = int(value) if value.isdigit() else 1
+    return found["nproc"] * found["nnodes"]
+
+
+def _key(params: dict, config: TrainConfig, dataset: str, batch: int) -> StepKey:
+    m = config.model
+    channels, side = _data_shape(params, dataset)
+    sample = (channels, side, side)
+    if dataset == "cifar10dvs":
+        sample = (int(get(params, "data.dvs.time_steps")), *sample)
+    return StepKey(
+        model=m.name,
+        mode=m.mode,
+        time_steps=m.time_steps,
+        arch=tuple(
+            sorted((k, v) for k, v in m.arch.items() if k not in ("in_channels", "image_size"))
+        ),
+        sample=sample,
+        batch=batch,
+        backend=m.lif_backend if m.mode == "snn" else "-",
+        precision="bf16" if config.run.bf16 else "fp32",
+    )
+
+
+def _training(stage: str, params: dict, launcher: list[str], args: list[str]) -> Workload:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("run")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--epsilon")
+    ns = parser.parse_known_args(args)[0]
+    dataset = stage_settings(params, ns.run)["dataset"]
+    config = build_config(params, ns.run, ns.seed, ns.epsilon)
+    train, test = split_sizes(params, dataset)
+    p, epochs = launcher_processes(launcher), config.run.epochs
+    key = _key(params, config, dataset, config.data.batch_size)
+    common = dict(
+        stage=stage,
+        dataset=dataset,
+        seed=ns.seed,
+        model=config.model.name,
+        time_steps=config.model.time_steps,
+    )
+    if dataset == "imagenet" and not get(params, "data.imagenet.root"):
+        note = "skipped: data.imagenet.root is empty"
+        return Workload(
+            kind="skipped", terms=(Term("startup:train", None, 1),), note=note, **common
+        )
+    terms = [
+        Term("train", key, epochs * train / p),
+        Term("eval", key, epochs * test / p),
+        Term("checkpoint", key, epochs),
+        Term("warmup", key, 1),
+        Term("startup:train", None, 1),
+    ]
+    configs = {key: config}
+    if config.surrogate.name == "dspike_adaptive":  # Algorithm 1 before every epoch
+        alg1 = _key(params, config, dataset, config.surrogate.fdg_batch_size)
+        terms.append(Term("alg1", alg1, epochs / p))
+        configs[alg1] = config
+    return Workload(
+        kind="train",
+        epochs=epochs,
+        train_images=train,
+        test_images=test,
+        batch=key.batch,
+        processes=p,
+        terms=tuple(terms),
+        configs=configs,
+        **common,
+    )
+
+
+def _energy(stage: str, params: dict) -> Workload:
+    """Two evaluation passes over the test split, every layer's activity recorded."""
+    seed, runs = (
+        int(get(params, "energy.seed")),
+        [get(params, "energy.ann_stage"), get(params, "energy.snn_stage")],
+    )
+    dataset = stage_settings(params, runs[0])["dataset"]
+    _, test = split_sizes(params, dataset)
+    terms, configs = [Term("startup:train", None, 1)], {}
+    for run in runs:
+        config = build_config(params, run, seed)
+        key = _key(params, config, dataset, int(get(params, "train.batch_size")))
+        terms += [Term("activity", key, test), Term("warmup", key, 1)]
+        configs[key] = config
+    return Workload(
+        stage=stage,
+        kind="energy",
+        dataset=dataset,
+        seed=seed,
+        test_images=test,
+        terms=tuple(terms),
+        configs=configs,
+    )
+
+
+def toy_key(params: dict, mode: str) -> StepKey:
+    """The toy CNN's step (Sec. 4.2) on MNIST at ``studies.toy`` settings."""
+    toy = get(params, "studies.toy")
+    return StepKey("toy_cnn", mode, int(toy["time_steps"]), (), (1, 28, 28), int(toy["batch_size"]))
+
+
+def _study(stage: str, params: dict) -> Workload:
+    """fig2: each mode trained, FDG at every eps in its first ``iterations`` iterations per
+    epoch; table1: one rectangular-SG run and one FDG-trained run per eps, each evaluated."""
+    terms = [Term("startup:study", None, 1)]
+    if stage not in ("fig2", "table1"):
+        return Workload(stage=stage, kind="study", terms=tuple(terms), note="start-up only")
+    full_train, test = split_sizes(params, "mnist", capped=False)
+    size = int(get(params, "studies.toy.train_size"))
+    train = min(size, full_train) if size else full_train
+    cfg = get(params, f"studies.{stage}")
+    epochs, eps = int(cfg["epochs"]), len(cfg["epsilons"])
+    batch = int(get(params, "studies.toy.batch_size"))
+    per_epoch = math.ceil(train / batch)
+    if stage == "fig2":
+        for mode in ("ann", "snn"):
+            key = toy_key(params, mode)
+            compared = min(int(cfg["iterations"]), per_epoch)
+            terms += [
+                Term("train", key, epochs * train),
+                Term("warmup", key, 1),
+                Term("fdg", key, epochs * compared * eps),
+            ]
+    else:
+        key, runs = toy_key(params, "snn"), 1 + eps
+        terms += [
+            Term("train", key, runs * epochs * train),
+            Term("warmup", key, runs),
+            Term("fdg", key, eps * epochs * per_epoch),
+            Term("eval", key, runs * test),
+        ]
+    return Workload(
+        stage=stage,
+        kind="study",
+        dataset="mnist",
+        model="toy_cnn",
+        time_steps=toy_key(params, "snn").time_steps,
+        epochs=epochs,
+        train_images=train,
+        test_images=test,
+        batch=batch,
+        terms=tuple(terms),
+    )
+
+
+def _prepare(stage: str, module: str, params: dict) -> Workload:
+    terms = [Term("startup:prepare", None, 1)]
+    if module != "prepare_dvs":
+        return Workload(stage=stage, kind="prepare", terms=tuple(terms))
+    train, test = split_sizes(params, "cifar10dvs", capped=False)
+    terms.append(Term("dvs_recording", None, train + test))
+    note = "per recording measured on simulated recordings"
+    return Workload(
+        stage=stage,
+        kind="prepare",
+        dataset="cifar10dvs",
+        train_images=train,
+        test_images=test,
+        terms=tuple(terms),
+        note=note,
+    )
+
+
+def workload(stage: str, cmd: str, params: dict) -> Workload:
+    """The work of DVC stage ``stage`` (its addressing, e.g. ``cifar10_ann@0``) running ``cmd``."""
+    tokens = shlex.split(cmd)
+    at = next((i for i, t in enumerate(tokens) if t.startswith("pipelines.")), len(tokens))
+    module = tokens[at].removeprefix("pipelines.") if at < len(tokens) else ""
+    if module == "train":
+        return _training(stage, params, tokens[:at], tokens[at + 1 :])
+    if module == "energy":
+        return _energy(stage, params)
+    if module in ("prepare", "prepare_dvs"):
+        return _prepare(stage, module, params)
+    if module == "tables":
+        return Workload(
+            stage=stage,
+            kind="report",
+            terms=(Term("startup:study", None, 1),),
+            note="start-up only",
+        )
+    return _study(stage, params)

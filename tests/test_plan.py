@@ -1,0 +1,252 @@
+"""The compute plan (``python -m pipelines.plan``) on the real dvc.yaml: paper-scale and smoke
+workloads, the arithmetic, the chains, and its estimate against a real smoke stage's run."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from engine_support import one_thread
+
+from dspike.data import build_dataset, materialize_bundled
+from pipelines.params import REPO_ROOT, deep_merge, load_params
+from pipelines.plan.__main__ import main as plan_cli
+from pipelines.plan.chains import Chain, assign
+from pipelines.plan.dag import Dag, load_dag, upstream
+from pipelines.plan.estimate import estimate
+from pipelines.plan.measure import measure_key
+from pipelines.plan.report import build_plan, chain_script
+from pipelines.plan.throughput import Throughput, parse_given, table_path
+from pipelines.plan.workload import SPLITS, StepKey, Term, Workload, launcher_processes, workload
+
+PAPER = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+SMOKE = deep_merge(PAPER, yaml.safe_load((REPO_ROOT / "params.smoke.yaml").read_text()))
+
+
+def _project(root: Path, params: dict) -> Path:
+    """The real dvc.yaml with ``params`` as a DVC project where nothing has run yet."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / "dvc.yaml", root / "dvc.yaml")
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    dvc = Path(sys.executable).with_name("dvc")
+    subprocess.run([str(dvc), "init", "--no-scm", "-q"], cwd=root, check=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    return _project(tmp_path_factory.mktemp("smoke"), SMOKE)
+
+
+def _works(root: Path) -> dict[str, Workload]:
+    params = load_params(root / "params.yaml")
+    return {s: workload(s, cmd, params) for s, cmd in load_dag(root, True).cmds.items()}
+
+
+def _units(work: Workload) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for term in work.terms:
+        out[term.unit] = out.get(term.unit, 0.0) + term.count
+    return out
+
+
+def test_paper_scale_plan_without_data(tmp_path, capsys):
+    root = _project(tmp_path / "paper", PAPER)
+    plan_cli(["--root", str(root), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "60 of 60 stages to run" in out and "Measure them: python -m pipelines.plan" in out
+    works = _works(root)
+    snn = works["cifar10_snn_t6@0"]
+    assert (snn.train_images, snn.test_images, snn.epochs, snn.batch) == (50_000, 10_000, 300, 128)
+    assert (snn.model, snn.time_steps, snn.steps) == ("resnet18", 6, 391 * 300)
+    alg1 = next(t for t in snn.terms if t.unit == "alg1")
+    assert alg1.count == 300 and alg1.key.batch == PAPER["fdg"]["batch_size"]
+    assert _units(works["cifar10_ann@0"]).keys() == {
+        "train",
+        "eval",
+        "checkpoint",
+        "warmup",
+        "startup:train",
+    }
+    dvs = works["dvs_snn_t10@0"]
+    assert (dvs.train_images, dvs.test_images) == (9_000, 1_000)
+    assert snn.terms[0].key.sample == (3, 32, 32) and dvs.terms[0].key.sample == (10, 2, 48, 48)
+    assert _units(works["prepare_dvs"])["dvs_recording"] == 10_000
+    # Table 1: a rectangular-SG run and 6 FDG runs of 10 epochs over 60k MNIST, each evaluated
+    table1 = _units(works["table1"])
+    assert table1["train"] == 7 * 10 * 60_000 and table1["eval"] == 7 * 10_000
+    assert table1["fdg"] == 6 * 10 * 469
+    assert _units(works["fig2"])["fdg"] == 2 * 5 * 100 * 3  # 2 modes, 5 epochs, 100 its, 3 eps
+    assert works["imagenet_vgg16_t5@0"].kind == "skipped"  # data.imagenet.root is ""
+    assert _units(works["energy"])["activity"] == 2 * 10_000
+
+
+def test_bundled_sizes_are_what_the_real_loaders_read(tmp_path):
+    for name in ("mnist", "cifar10", "imagenet"):
+        root = tmp_path / name
+        materialize_bundled(name, root)
+        sets = [build_dataset(name, root, train=train) for train in (True, False)]
+        assert tuple(len(s) for s in sets) == SPLITS["bundled"][name], name
+
+
+def test_smoke_sizes_are_the_bundled_splits_capped(smoke):
+    works = _works(smoke)
+    cap = SMOKE["train"]
+    assert (works["cifar10_ann@0"].train_images, works["cifar10_ann@0"].test_images) == (
+        cap["max_train_samples"],
+        cap["max_test_samples"],
+    )
+    assert works["imagenet_resnet34_t6@0"].train_images == 50
+    assert (works["dvs_snn_t10@0"].train_images, works["dvs_snn_t10@0"].test_images) == (90, 10)
+    table1 = works["table1"]
+    assert (table1.train_images, table1.test_images) == (
+        SMOKE["studies"]["toy"]["train_size"],
+        1000,
+    )
+
+
+def test_launcher_processes_and_ddp_device_hours():
+    assert launcher_processes(["python", "-m"]) == 1
+    assert launcher_processes(["torchrun", "--standalone", "--nproc_per_node=4", "-m"]) == 4
+    assert launcher_processes(["torchrun", "--nnodes=1:8", "--nproc-per-node", "4", "-m"]) == 32
+    key = StepKey("resnet18", "snn", 6, (), (3, 32, 32), 32)
+    table = Throughput("x", "cpu", {"startup:train": 10.0}, {key.label: {"train_ips": 100.0}})
+    one = Workload(
+        "s", "train", processes=1, terms=(Term("train", key, 1000), Term("startup:train", None, 1))
+    )
+    four = Workload(
+        "s", "train", processes=4, terms=(Term("train", key, 250), Term("startup:train", None, 1))
+    )
+    assert estimate(one, table).seconds == pytest.approx(20.0)
+    assert estimate(four, table).seconds == pytest.approx(12.5)
+    assert estimate(four, table).device_hours == pytest.approx(4 * 12.5 / 3600)
+
+
+def test_estimate_sums_counts_times_rates_and_dvc_grows_with_the_lock():
+    key = StepKey("resnet18", "snn", 6, (("width", 8),), (3, 32, 32), 32)
+    fdg_key = StepKey("resnet18", "snn", 6, (("width", 8),), (3, 32, 32), 4)
+    table = Throughput(
+        "x",
+        "cpu",
+        {"startup:train": 10.0, "dvc": 1.0, "dvc_per_locked": 0.1},
+        {
+            key.label: {"train_ips": 40.0, "eval_ips": 100.0, "checkpoint_s": 0.5, "warmup_s": 2.0},
+            fdg_key.label: {"alg1_s": 1.5},
+        },
+    )
+    work = Workload(
+        "s",
+        "train",
+        terms=(
+            Term("train", key, 3 * 160),
+            Term("eval", key, 3 * 100),
+            Term("checkpoint", key, 3),
+            Term("warmup", key, 1),
+            Term("alg1", fdg_key, 3),
+            Term("startup:train", None, 1),
+        ),
+    )
+    est = estimate(work, table, locked=20)
+    assert est.seconds == pytest.approx(1.0 + 2.0 + 10.0 + 2.0 + 3 * (4.0 + 1.0 + 0.5 + 1.5))
+    assert est.parts["alg1"] == pytest.approx(4.5) and est.parts["dvc"] == pytest.approx(3.0)
+    # a step shape not measured: no figure is invented; a per-device figure missing counts 0
+    table.entries.pop(fdg_key.label)
+    assert estimate(work, table).seconds is None and estimate(work, table).missing == (fdg_key,)
+    given = Throughput("gpu", "cuda", given=parse_given(["resnet18:6=80"]))
+    assert estimate(Workload("s", "train", terms=work.terms[:4]), given).seconds == pytest.approx(
+        (480 + 300) / 80
+    )
+    with pytest.raises(ValueError, match="MODEL:T=IMAGES_PER_S"):
+        parse_given(["resnet18=80"])
+
+
+def test_changed_stages_and_downstream_run_frozen_never():
+    deps = {"a": frozenset(), "b": frozenset({"a"}), "c": frozenset({"b"}), "d": frozenset()}
+    assert Dag({s: "" for s in deps}, deps, frozenset({"b"})).to_run() == ["b", "c"]
+    frozen = Dag({s: "" for s in deps}, deps, frozenset({"a"}), frozenset({"c"}))
+    assert frozen.to_run() == ["a", "b"]
+    locked = Dag({s: "" for s in deps}, deps, frozenset({"b", "d"}), locked=frozenset({"a", "b"}))
+    assert locked.locked_before(locked.to_run()) == [2, 2, 3]
+
+
+def test_chains_of_the_smoke_dag_are_independent_per_dataset_and_seed(smoke):
+    table = Throughput(
+        "x", "cpu", {"startup:train": 1.0, "startup:study": 1.0, "startup:prepare": 1.0}
+    )
+    plan = build_plan(smoke, table)
+    split, deps = plan.split, plan.dag.deps
+    assert "tables" in split.after
+    assert {"prepare@cifar10", "prepare@cifar100", "prepare_dvs"} <= set(split.before)
+    placed = [s for c in split.chains for s in c.stages]
+    assert len(placed) == len(set(placed))
+    assert set(placed) | set(split.before) | set(split.after) == set(plan.dag.cmds)
+    for chain in split.chains:
+        others = {s for c in split.chains if c is not chain for s in c.stages}
+        assert not upstream(deps, chain.stages) & others, chain.name
+        assert set(chain.stages) <= upstream(deps, chain.targets) | set(chain.targets)
+    names = {c.name for c in split.chains}
+    assert {f"{d}/seed{s}" for d in ("cifar10", "cifar100") for s in SMOKE["seeds"]} <= names
+    assert next(c for c in split.chains if "energy" in c.stages).name == "cifar10/seed0"
+    lines, total = chain_script(plan, gpus=2)
+    assert lines[1].startswith("dvc repro prepare") and lines[-1] == "dvc repro tables"
+    parallel = [line for line in lines if line.startswith("CUDA_VISIBLE_DEVICES=")]
+    assert len(parallel) == 2 and all("dvc --wait-for-lock repro" in p for p in parallel)
+    assert total < plan.seconds(plan.order)
+
+
+def test_chains_spread_over_devices_costliest_first():
+    chains = [Chain(n, (n,), (n,)) for n in "abcd"]
+    slots = assign(chains, {"a": 10.0, "b": 7.0, "c": 5.0, "d": 4.0}, 2)
+    assert [[c.name for c in slot] for slot in slots] == [["a", "d"], ["b", "c"]]
+    even = assign(chains, dict.fromkeys("abcd", 1.0), 4)  # unknown costs: one chain per device
+    assert len(even) == 4
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        plan_cli(["--root", str(tmp_path)])
+    assert exit_.value.code == 2 and "--root" in capsys.readouterr().err
+    root = _project(tmp_path / "p", SMOKE)
+    bad = tmp_path / "t.json"
+    bad.write_text("{}")
+    with pytest.raises(SystemExit) as exit_:
+        plan_cli(["--root", str(root), "--device", "cpu", "--throughput", str(bad)])
+    assert exit_.value.code == 2 and "not a throughput table" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_estimate_of_a_real_smoke_stage_within_25_percent(tmp_path, monkeypatch):
+    """Measure the toy study's step shapes into a throughput file, run the real ``table1``
+    stage (smoke settings), compare the estimate of its compute with the stage's own timing
+    (``seconds`` per run in table1.csv: training, FDG included)."""
+    from pipelines.prepare import prepare
+    from pipelines.table1 import main as table1
+
+    small = {"toy": {"train_size": 512}, "table1": {"epochs": 1, "epsilons": [0.1, 0.5]}}
+    params = deep_merge(SMOKE, {"studies": small})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DSPIKE_EXPERIMENT_PREFIX", "smoke/")
+    cmd = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["table1"]["cmd"]
+    work = workload("table1", cmd, load_params())
+    path = table_path(tmp_path, "this cpu")
+    with one_thread():
+        table = Throughput("this cpu", "cpu")
+        for key in {t.key for t in work.terms if t.key}:
+            units = {t.unit for t in work.terms if t.key == key}
+            table.entries[key.label] = measure_key(key, units, None, torch.device("cpu"), steps=8)
+        table.save(path)
+        prepare(load_params(), "mnist", Path("data/manifests/mnist.json"))
+        table1(["--manifest", "data/manifests/mnist.json", "--out", "results/table1"])
+    with open("results/table1/table1.csv") as f:
+        ran = sum(float(row["seconds"]) for row in csv.DictReader(f))
+    parts = estimate(work, Throughput.load(path, "", "cpu")).parts
+    predicted = parts["train"] + parts["fdg"] + parts["warmup"]
+    assert abs(predicted - ran) <= 0.25 * ran, (predicted, ran, parts)
