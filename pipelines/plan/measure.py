@@ -32,8 +32,7 @@ import yaml
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from dspike.data import materialize_bundled, prepare_dvs_frames
-from dspike.data.builders import DVS_FRAME_OPTIONS
+from dspike.data import frame_options, materialize_bundled, prepare_dvs_frames
 from dspike.data.transforms import mnist_transform
 from dspike.energy import measure_activity
 from dspike.engine import TrainConfig, build_network, build_optimizer, save_checkpoint
@@ -215,7 +214,7 @@ def _dvs_recording_seconds(params: dict, tmp: Path) -> float:
     between 1 and 3 recordings per class after a first run of 1 (what a run of the stage pays
     once is not in it)."""
     dvs = get(params, "data.dvs")
-    options = {k: dvs[k] for k in DVS_FRAME_OPTIONS if k in dvs}
+    options = frame_options(dvs)
     seconds = []
     for run, per_class in enumerate((1, 1, 3)):
         start = time.perf_counter()
