@@ -131,6 +131,17 @@ def _stage_process(dvc_pid: int, timeout: float = 120) -> int:
     raise AssertionError("no training process under dvc")
 
 
+def _holds_lock(checkpoints: Path, pid: int) -> bool:
+    """Whether ``pid`` holds a run's lock under ``checkpoints`` (RunLock writes its pid there)."""
+    for lock in checkpoints.glob("seed0-*/lock"):
+        try:
+            if lock.read_text().strip() == str(pid):
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -145,8 +156,10 @@ def test_killing_only_dvc_then_rerunning_does_not_train_twice(ws):
     first = subprocess.Popen([*DVC, "repro", "-s", "a"], cwd=ws, env=env(ws, DVC_NO_ANALYTICS="1"),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     orphan = _stage_process(first.pid)
+    # The lock file exists from os.open on, but it is held only once the holder wrote its pid
+    # into it (after flock): stopping the process between the two would hold nothing.
     deadline = time.monotonic() + 120
-    while not list((ws / "checkpoints" / "a").glob("seed0-*/lock")):
+    while not _holds_lock(ws / "checkpoints" / "a", orphan):
         assert time.monotonic() < deadline and first.poll() is None
         time.sleep(0.2)
     first.kill()
