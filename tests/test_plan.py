@@ -15,10 +15,11 @@ from dspike.data import build_dataset, materialize_bundled
 from pipelines.params import REPO_ROOT, deep_merge, load_params
 from pipelines.plan.__main__ import main as plan_cli
 from pipelines.plan.chains import Chain, assign
+from pipelines.plan.clock import run_timed
 from pipelines.plan.dag import Dag, load_dag, upstream
 from pipelines.plan.estimate import estimate
 from pipelines.plan.report import build_plan, chain_script
-from pipelines.plan.throughput import Throughput, parse_given
+from pipelines.plan.throughput import Throughput, parse_given, table_path
 from pipelines.plan.workload import SPLITS, StepKey, Term, Workload, launcher_processes, workload
 
 PAPER = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
@@ -214,3 +215,28 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         plan_cli(["--root", str(root), "--device", "cpu", "--throughput", str(bad)])
     assert exit_.value.code == 2 and "not a throughput table" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        plan_cli(["--root", str(root), "--device", "cuda", "--clock", "cpu"])
+    assert exit_.value.code == 2 and "--clock cpu" in capsys.readouterr().err
+    wall = str(tmp_path / "wall.json")
+    Throughput("AMD EPYC", "cpu", fixed={"dvc": 1.0}).save(Path(wall))
+    with pytest.raises(SystemExit) as exit_:
+        plan_cli(["--root", str(root), "--device", "cpu", "--clock", "cpu", "--throughput", wall])
+    assert exit_.value.code == 2 and "counts wall seconds" in capsys.readouterr().err
+
+
+def test_cpu_clock_counts_a_child_busy_not_a_child_asleep(tmp_path):
+    """``--clock cpu``: a child spinning 0.4 s counts ~0.4 s; one asleep 0.4 s counts ~0; a table
+    keeps its clock and the CPU table has a path of its own."""
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
+    spun, done = run_timed([sys.executable, "-c", busy], None, None, "cpu")
+    assert done.returncode == 0 and 0.35 < spun < 2.0
+    sleep = [sys.executable, "-c", "import time; time.sleep(0.4)"]
+    slept, waited = (run_timed(sleep, None, None, clock)[0] for clock in ("cpu", "wall"))
+    assert slept < 0.3 < 0.4 <= waited  # interpreter start-up is CPU time, the sleep is not
+    table = Throughput("AMD EPYC", "cpu", fixed={"dvc": 1.0}, clock="cpu")
+    path = table_path(tmp_path, table.device, "cpu")
+    assert path.name == "throughput-amd-epyc-cpu-clock.json"
+    assert table_path(tmp_path, "AMD EPYC").name == "throughput-amd-epyc.json"
+    table.save(path)
+    assert Throughput.load(path, "", "cpu").clock == "cpu"

@@ -1,15 +1,17 @@
 """``python -m pipelines.plan``: the compute plan of ``dvc repro`` before it starts.
 
     python -m pipelines.plan [--root .] [--device cpu|cuda] [--ips resnet18:6=850 ...]
-                             [--throughput FILE] [--gpus N] [--all]
+                             [--throughput FILE] [--clock wall|cpu] [--gpus N] [--all]
     python -m pipelines.plan measure [--device cpu|cuda] [--stages PATTERN ...]
-                             [--steps 3] [--shapes-only | --fixed-only] [--all]
+                             [--steps 3] [--shapes-only | --fixed-only] [--clock wall|cpu] [--all]
 
 The plan lists every stage still to run (``--all``: every stage, as ``dvc repro --force``)
 with its dataset, sizes, epochs, steps, T and model, its estimated time on the device from that
 device's throughput table (``plans/throughput-<device>.json``, written by ``measure``; or
 ``--ips MODEL:T=IMAGES_PER_S`` by hand), the total device-hours, and the independent chains
 (per dataset and seed) with one ``dvc repro`` per device to run them at once.
+``--clock cpu`` (CPU only) counts CPU seconds instead of wall seconds, in a table of its own
+(:mod:`pipelines.plan.clock`): it checks the plan on a machine busy with other jobs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 from ..params import load_params
+from .clock import CLOCKS
 from .dag import load_dag
 from .report import build_plan, print_plan
 from .throughput import Throughput, device_name, parse_given, table_path
@@ -34,6 +37,9 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if present")
     parser.add_argument("--throughput", type=Path, help="table file (default: per device)")
     parser.add_argument("--all", action="store_true", help="every stage, not only changed ones")
+    parser.add_argument(
+        "--clock", choices=CLOCKS, default="wall", help="wall seconds, or CPU seconds (CPU only)"
+    )
     return parser
 
 
@@ -46,12 +52,18 @@ def _table(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[T
         import torch
 
         kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.clock == "cpu" and kind != "cpu":
+        parser.error("--clock cpu counts CPU seconds: only with --device cpu")
     name = device_name(kind)
-    path = args.throughput or table_path(args.root.resolve(), name)
+    path = args.throughput or table_path(args.root.resolve(), name, args.clock)
     try:
-        return Throughput.load(path, name, kind), path
+        table = Throughput.load(path, name, kind)
     except ValueError as err:
         parser.error(str(err))
+    if path.is_file() and table.clock != args.clock:
+        parser.error(f"{path} counts {table.clock} seconds, not --clock {args.clock}")
+    table.clock = args.clock
+    return table, path
 
 
 def plan_main(argv: list[str]) -> None:
@@ -116,7 +128,8 @@ def measure_main(argv: list[str]) -> None:
                 units.add(term.unit)
     print(f"{table.device}: {len(shapes)} step shapes of {len(stages)} stages -> {path}")
     for key, (units, config) in shapes.items():
-        entry = measure_key(key, units, config, torch.device(table.kind), steps=args.steps)
+        device = torch.device(table.kind)
+        entry = measure_key(key, units, config, device, steps=args.steps, clock=table.clock)
         table.entries[key.label] = entry
         table.save(path)
         rates = ", ".join(f"{k} {v:.3g}" for k, v in entry.items() if k.endswith(("_ips", "_s")))
@@ -130,8 +143,8 @@ def measure_main(argv: list[str]) -> None:
                 s for s, v in stages_params.items() if v.get("dataset") in ("cifar10", "cifar100")
             )
         )
-        table.fixed.update(measure_processes(root, params, run, table.kind))
-        table.fixed.update(measure_dvc(root))
+        table.fixed.update(measure_processes(root, params, run, table.kind, table.clock))
+        table.fixed.update(measure_dvc(root, table.clock))
         print("  " + ", ".join(f"{k} {v:.3g} s" for k, v in table.fixed.items()))
     table.save(path)
 

@@ -17,13 +17,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..params import get, load_params
+from .clock import Clock, run_timed
 
 __all__ = ["measure_dvc", "synthetic_lock"]
 
@@ -50,21 +50,19 @@ def synthetic_lock(root: Path) -> dict[str, Any]:
     return {"schema": "2.0", "stages": stages}
 
 
-def _probe_seconds(scratch: Path, dvc: str, runs: int = 1) -> float:
-    """Wall seconds of ``dvc repro -f --single-item plan_probe`` (its command writes one file),
-    the last of ``runs`` runs."""
+def _probe_seconds(scratch: Path, dvc: str, clock: Clock, runs: int = 1) -> float:
+    """Seconds (on ``clock``) of ``dvc repro -f --single-item plan_probe`` (its command writes
+    one file), the last of ``runs`` runs."""
     cmd = [dvc, "repro", "--force", "--single-item", PROBE]
     for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(cmd, cwd=scratch, capture_output=True, text=True, check=False)
-        seconds = time.perf_counter() - start
+        seconds, done = run_timed(cmd, scratch, None, clock)
         if done.returncode:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}")
     return seconds
 
 
-def measure_dvc(root: Path) -> dict[str, float]:
-    """``dvc`` (a stage's DVC overhead with an empty lock) and ``dvc_per_locked``."""
+def measure_dvc(root: Path, clock: Clock = "wall") -> dict[str, float]:
+    """``dvc`` (a stage's DVC overhead with an empty lock) and ``dvc_per_locked``, on ``clock``."""
     dvc = str(Path(sys.executable).with_name("dvc"))
     lock = synthetic_lock(root)
     with tempfile.TemporaryDirectory(prefix="dspike-plan-dvc-") as tmp:
@@ -81,8 +79,8 @@ def measure_dvc(root: Path) -> dict[str, float]:
         (scratch / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
         subprocess.run(["git", "init", "-q"], cwd=scratch, check=True)
         subprocess.run([dvc, "init", "-q"], cwd=scratch, check=True)
-        empty = _probe_seconds(scratch, dvc, runs=2)  # the first warms the file cache
+        empty = _probe_seconds(scratch, dvc, clock, runs=2)  # the first warms the file cache
         (scratch / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
-        full = _probe_seconds(scratch, dvc)
+        full = _probe_seconds(scratch, dvc, clock)
     per_locked = max(0.0, (full - empty) / len(lock["stages"]))
     return {"dvc": empty, "dvc_per_locked": per_locked}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,22 +41,25 @@ from dspike.surrogate import Rectangular
 from dspike.temperature import update_temperature
 
 from ..params import deep_merge, get
+from .clock import Clock, now, run_timed
 from .workload import StepKey
 
 __all__ = ["measure_key", "measure_processes"]
 
 
-def _timed(fn: Callable[[], Any], device: torch.device, repeats: int = 1) -> list[float]:
-    """Seconds of each of ``repeats`` calls of ``fn``."""
+def _timed(
+    fn: Callable[[], Any], device: torch.device, clock: Clock, repeats: int = 1
+) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn`` on ``clock``."""
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        start = time.perf_counter()
+        start = now(clock)
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
+        times.append(now(clock) - start)
     return times
 
 
@@ -66,7 +68,9 @@ def _batch(key: StepKey, classes: int, device: torch.device):
     return x, torch.randint(0, classes, (key.batch,), device=device)
 
 
-def _alg1_seconds(model, config: TrainConfig, key: StepKey, device, coords: int) -> float:
+def _alg1_seconds(
+    model, config: TrainConfig, key: StepKey, device, clock: Clock, coords: int
+) -> float:
     """One Algorithm 1 call: the FDG of the first layer, timed over ``coords`` of its weights and
     scaled to all (each weight costs the same two perturbed forwards), plus the autograd
     gradients of the candidate temperatures."""
@@ -75,13 +79,16 @@ def _alg1_seconds(model, config: TrainConfig, key: StepKey, device, coords: int)
     numel = dict(model.named_parameters())[FIRST_LAYER].numel()
     picked = list(range(min(coords, numel)))
     fdg(model, FIRST_LAYER, x, y, s.fdg_epsilon, indices=picked[:2])  # warm-up
-    part = _timed(lambda: fdg(model, FIRST_LAYER, x, y, s.fdg_epsilon, indices=picked), device)
+    part = _timed(
+        lambda: fdg(model, FIRST_LAYER, x, y, s.fdg_epsilon, indices=picked), device, clock
+    )
     reference = torch.randn_like(dict(model.named_parameters())[FIRST_LAYER])
     rest = _timed(
         lambda: update_temperature(
             model, x, y, s.temperature, delta=s.delta, eps=s.fdg_epsilon, reference=reference
         ),
         device,
+        clock,
     )
     return part[0] * numel / len(picked) + rest[0]
 
@@ -92,13 +99,13 @@ def _steady(times: list[float], warmup: int, batch: int) -> tuple[float, float]:
     return batch / steady, max(0.0, sum(times[:warmup]) - warmup * steady)
 
 
-def _measure_net(key, units, config, device, steps, warmup, coords) -> dict[str, Any]:
+def _measure_net(key, units, config, device, clock, steps, warmup, coords) -> dict[str, Any]:
     config.model.init = ""  # random weights: the rates do not depend on them
     model = build_network(config).to(device)
     x, y = _batch(key, config.model.num_classes, device)
     entry: dict[str, Any] = {}
     if "alg1" in units:
-        entry["alg1_s"] = _alg1_seconds(model, config, key, device, coords)
+        entry["alg1_s"] = _alg1_seconds(model, config, key, device, clock, coords)
     if not units & {"train", "eval", "activity", "checkpoint", "warmup"}:
         return entry
     optimizer = build_optimizer(model, config.optim)
@@ -118,13 +125,14 @@ def _measure_net(key, units, config, device, steps, warmup, coords) -> dict[str,
 
     model.train()
     entry["train_ips"], excess = _steady(
-        _timed(train_step, device, warmup + steps), warmup, key.batch
+        _timed(train_step, device, clock, warmup + steps), warmup, key.batch
     )
     for name, layers in (("eval_ips", []), ("activity_ips", None)):
         with autocast:
             times = _timed(
                 lambda layers=layers: measure_activity(model, [(x, y)], device, layers=layers),
                 device,
+                clock,
                 warmup + steps,
             )
         entry[name], extra = _steady(times, warmup, key.batch)
@@ -133,9 +141,9 @@ def _measure_net(key, units, config, device, steps, warmup, coords) -> dict[str,
     with tempfile.TemporaryDirectory() as tmp:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
         save_checkpoint(Path(tmp) / "warm.pt", state)
-        entry["checkpoint_s"] = _timed(lambda: save_checkpoint(Path(tmp) / "c.pt", state), device)[
-            0
-        ]
+        entry["checkpoint_s"] = _timed(
+            lambda: save_checkpoint(Path(tmp) / "c.pt", state), device, clock
+        )[0]
     return entry
 
 
@@ -154,23 +162,25 @@ class _Digits(Dataset):
         return self.transform(Image.fromarray(self.images[i].numpy(), mode="L")), i % 10
 
 
-def _measure_toy(key: StepKey, units: set[str], steps: int, warmup: int) -> dict[str, Any]:
+def _measure_toy(
+    key: StepKey, units: set[str], clock: Clock, steps: int, warmup: int
+) -> dict[str, Any]:
     """The toy studies' own functions on random digits (CPU, as the studies run)."""
     surrogate = Rectangular(1.0) if key.mode == "snn" else None
     model = make_toy(key.mode, surrogate, key.time_steps, key.sample)  # type: ignore[arg-type]
     data = _Digits(key.batch * steps)
     cpu = torch.device("cpu")
     first = _timed(
-        lambda: train_toy(model, _Digits(key.batch * warmup), 1, batch_size=key.batch), cpu
+        lambda: train_toy(model, _Digits(key.batch * warmup), 1, batch_size=key.batch), cpu, clock
     )[0]
-    rest = _timed(lambda: train_toy(model, data, 1, batch_size=key.batch), cpu)[0]
+    rest = _timed(lambda: train_toy(model, data, 1, batch_size=key.batch), cpu, clock)[0]
     entry = {"train_ips": len(data) / rest, "warmup_s": max(0.0, first - rest / steps * warmup)}
     if "eval" in units:
-        entry["eval_ips"] = len(data) / _timed(lambda: evaluate(model, data), cpu)[0]
+        entry["eval_ips"] = len(data) / _timed(lambda: evaluate(model, data), cpu, clock)[0]
     if "fdg" in units:
         x, y = next(iter(DataLoader(data, batch_size=key.batch)))
         fdg(model, FIRST_LAYER, x, y, 0.1)  # warm-up
-        times = _timed(lambda: fdg(model, FIRST_LAYER, x, y, 0.1), cpu, 3)
+        times = _timed(lambda: fdg(model, FIRST_LAYER, x, y, 0.1), cpu, clock, 3)
         entry["fdg_s"] = sum(times) / len(times)
     return entry
 
@@ -184,13 +194,15 @@ def measure_key(
     steps: int = 3,
     warmup: int = 1,
     coords: int = 256,
+    clock: Clock = "wall",
 ) -> dict[str, Any]:
-    """The table entry of ``key`` for ``units`` (see :mod:`pipelines.plan.throughput`)."""
+    """The table entry of ``key`` for ``units`` (see :mod:`pipelines.plan.throughput`), timed
+    on ``clock`` (:mod:`pipelines.plan.clock`)."""
     if key.model == "toy_cnn":
-        entry = _measure_toy(key, units, steps, warmup)
+        entry = _measure_toy(key, units, clock, steps, warmup)
     else:
         assert config is not None
-        entry = _measure_net(key, units, config, device, steps, warmup, coords)
+        entry = _measure_net(key, units, config, device, clock, steps, warmup, coords)
     return {
         **entry,
         "threads": torch.get_num_threads(),
@@ -199,17 +211,16 @@ def measure_key(
     }
 
 
-def _run(cmd: list[str], root: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
+def _run(cmd: list[str], root: Path, env: dict[str, str], clock: Clock) -> float:
+    seconds, done = run_timed(cmd, root, env, clock)
     if done.returncode:
         raise SystemExit(
             f"error: {' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
         )
-    return time.perf_counter() - start
+    return seconds
 
 
-def _dvs_recording_seconds(params: dict, tmp: Path) -> float:
+def _dvs_recording_seconds(params: dict, tmp: Path, clock: Clock) -> float:
     """One CIFAR10-DVS recording simulated (bundled data) and turned into frames: the slope
     between 1 and 3 recordings per class after a first run of 1 (what a run of the stage pays
     once is not in it)."""
@@ -217,16 +228,18 @@ def _dvs_recording_seconds(params: dict, tmp: Path) -> float:
     options = frame_options(dvs)
     seconds = []
     for run, per_class in enumerate((1, 1, 3)):
-        start = time.perf_counter()
+        start = now(clock)
         materialize_bundled("cifar10dvs", tmp / f"dvs{run}", n_per_class=per_class)
         prepare_dvs_frames(tmp / f"dvs{run}", tmp / f"frames{run}", **options)
-        seconds.append(time.perf_counter() - start)
+        seconds.append(now(clock) - start)
     return max(0.0, seconds[2] - seconds[1]) / (10 * 2)
 
 
-def measure_processes(root: Path, params: dict, run: str, kind: str) -> dict[str, float]:
-    """Seconds of one process of each kind (``startup:<kind>``) and of one DVS recording
-    (``dvs_recording``); ``run``: the params stage the training process runs."""
+def measure_processes(
+    root: Path, params: dict, run: str, kind: str, clock: Clock = "wall"
+) -> dict[str, float]:
+    """Seconds (on ``clock``) of one process of each kind (``startup:<kind>``) and of one DVS
+    recording (``dvs_recording``); ``run``: the params stage the training process runs."""
     env = {**os.environ, "DSPIKE_EXPERIMENT_PREFIX": "plan-measure/"}
     if kind == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -255,7 +268,10 @@ def measure_processes(root: Path, params: dict, run: str, kind: str) -> dict[str
         manifest = tmp / "manifest.json"
         out = {
             "startup:prepare": _run(
-                [py, "-m", "pipelines.prepare", dataset, "--out", str(manifest), *p], root, env
+                [py, "-m", "pipelines.prepare", dataset, "--out", str(manifest), *p],
+                root,
+                env,
+                clock,
             )
         }
         train = [
@@ -275,9 +291,9 @@ def measure_processes(root: Path, params: dict, run: str, kind: str) -> dict[str
             str(tmp / "plots.csv"),
             *p,
         ]
-        _run(train, root, env)  # the first run creates the store and warms the file cache
-        out["startup:train"] = _run(train, root, env)
+        _run(train, root, env, clock)  # the first run creates the store and warms the file cache
+        out["startup:train"] = _run(train, root, env, clock)
         study = [py, "-m", "pipelines.fig3", "--out", str(tmp / "fig3"), *p]
-        out["startup:study"] = _run(study, root, env)
-        out["dvs_recording"] = _dvs_recording_seconds(params, tmp)
+        out["startup:study"] = _run(study, root, env, clock)
+        out["dvs_recording"] = _dvs_recording_seconds(params, tmp, clock)
     return out

@@ -128,6 +128,8 @@ def print_plan(plan: Plan, gpus: int | None = None) -> None:
     """The whole plan on stdout."""
     table = plan.table
     print(f"Compute plan of {plan.root} (params.yaml, dvc.yaml) on {table.device} ({table.kind})")
+    if table.clock == "cpu":
+        print("Times are CPU seconds (--clock cpu), not wall seconds.")
     print(f"{len(plan.order)} of {len(plan.dag.cmds)} stages to run\n")
     if not plan.order:
         print("Nothing to run: every stage is up to date.")

@@ -3,7 +3,7 @@
 One JSON file per device, ``plans/throughput-<device>.json`` at the project root (``<device>``:
 the GPU's name from torch, or the CPU's model name, as a file-name slug)::
 
-    {"device": "AMD EPYC", "kind": "cpu",
+    {"device": "AMD EPYC", "kind": "cpu", "clock": "wall",
      "fixed": {"startup:train": 14.4, "startup:prepare": 8.3, "startup:study": 12.0,
                "dvs_recording": 0.05, "dvc": 1.3, "dvc_per_locked": 0.09},
      "entries": {"resnet18 snn T=6 width=8 in=3x32x32 batch=32 eager fp32":
@@ -16,6 +16,8 @@ prepared, and DVC's own cost per stage (``dvc`` + ``dvc_per_locked`` x the stage
 :mod:`.dvc_cost`). A hand-given figure (``--ips resnet18:6=850``, images/s per model and T)
 serves training, evaluation and activity passes of that model and T (evaluation at the
 training rate: an upper bound, it skips the backward); it says nothing of Algorithm 1.
+``clock`` says what every figure counts (:mod:`.clock`): wall seconds (the default, what a
+user waits for) or CPU seconds (``measure --clock cpu``, to check the plan on a busy machine).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .clock import CLOCKS, Clock
 from .workload import Term
 
 __all__ = ["Throughput", "device_name", "parse_given", "table_path"]
@@ -43,6 +46,7 @@ class Throughput:
     fixed: dict[str, float] = field(default_factory=dict)
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     given: dict[tuple[str, int], float] = field(default_factory=dict)  # (model, T) -> images/s
+    clock: Clock = "wall"
 
     def seconds(self, term: Term) -> float | None:
         """Seconds of one unit of ``term``, or ``None`` where neither measured nor given."""
@@ -65,14 +69,19 @@ class Throughput:
             return cls(device, kind)
         try:
             data = json.loads(path.read_text())
-            return cls(data["device"], data["kind"], dict(data["fixed"]), dict(data["entries"]))
+            fixed, entries, clock = dict(data["fixed"]), dict(data["entries"]), data.get("clock")
+            table = cls(data["device"], data["kind"], fixed, entries, clock=clock or "wall")
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a throughput table ({err!r})") from None
+        if table.clock not in CLOCKS:
+            raise ValueError(f"{path}: clock must be one of {CLOCKS}, got {table.clock!r}")
+        return table
 
     def save(self, path: Path) -> None:
         data = {
             "device": self.device,
             "kind": self.kind,
+            "clock": self.clock,
             "fixed": self.fixed,
             "entries": dict(sorted(self.entries.items())),
         }
@@ -94,10 +103,10 @@ def device_name(kind: str) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def table_path(root: Path, device: str) -> Path:
-    """``<root>/plans/throughput-<slug of device>.json``."""
+def table_path(root: Path, device: str, clock: Clock = "wall") -> Path:
+    """``<root>/plans/throughput-<slug of device>.json`` (``...-cpu-clock.json`` for ``cpu``)."""
     slug = re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
-    return root / "plans" / f"throughput-{slug}.json"
+    return root / "plans" / f"throughput-{slug}{'-cpu-clock' if clock == 'cpu' else ''}.json"
 
 
 def parse_given(values: list[str]) -> dict[tuple[str, int], float]:
