@@ -244,7 +244,9 @@ def measure_processes(
     if kind == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     dataset = params["stages"][run]["dataset"]
-    with tempfile.TemporaryDirectory(prefix="dspike-plan-") as name:
+    scratch = root / "plans"  # inside the workspace, as a stage's paths must be; git/DVC-ignored
+    scratch.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="measure-", dir=scratch) as name:
         tmp = Path(name)
         overlay = {
             "data": {
