@@ -1,6 +1,6 @@
 """Stage start-up: from a stage's process start to its first training step (or its work).
 
-    python benchmarks/bench_startup.py [--repeats 3] [--workspace DIR]
+    python benchmarks/bench_startup.py [--repeats 3] [--workspace DIR] [--against TREE]
 
 Builds a workspace as the smoke run does (params.yaml overlaid by params.smoke.yaml, the
 bundled CIFAR-10 manifest prepared), then starts real stage processes there, each as its own
@@ -14,6 +14,16 @@ bundled CIFAR-10 manifest prepared), then starts real stage processes there, eac
   is imported (target <= 3 s), ``done`` when it exits; ``tables`` needs the whole DAG's
   results, so in a fresh workspace it stops at its first missing input (printed), after
   ``ready``.
+
+The first row, ``floor``, is no stage: a process that imports torch and builds one SGD
+optimizer, which imports torch._dynamo (``torch.optim.Optimizer.add_param_group`` is wrapped
+by ``torch._disable_dynamo``, whatever else a stage imports). No training stage can reach its
+first forward before it.
+
+``--against TREE`` times another source tree too (for example ``git worktree add /tmp/before
+HEAD~1``), in its own workspace, interleaved with this one (each repeat of each stage runs in
+both before the next), so that both see the same load; rows are then labelled ``this`` and
+``against``.
 
 Also printed: which heavy packages each stage had loaded when it started work (torch,
 torchvision, torch._dynamo, mlflow, pandas, matplotlib). Every stage logs to MLflow, to a sqlite
@@ -51,6 +61,12 @@ def emit(event, **kw):
     print("STARTUP " + json.dumps(record), flush=True)
 
 module, argv, kind = sys.argv[1], sys.argv[2:], os.environ["STARTUP_KIND"]
+if kind == "floor":
+    import torch
+    emit("import torch")
+    torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    emit("optimizer")
+    sys.exit(0)
 if kind == "train":
     import torch
     from torch.nn.modules.module import register_module_forward_pre_hook
@@ -73,30 +89,32 @@ emit("done")
 """
 
 
-def prepare_workspace(workspace: Path) -> None:
-    """params.yaml = params.yaml + params.smoke.yaml; the CIFAR-10 manifest prepared."""
+def prepare_workspace(workspace: Path, root: Path = ROOT) -> None:
+    """params.yaml = params.yaml + params.smoke.yaml (of ``root``); the CIFAR-10 manifest
+    prepared."""
     from pipelines.params import deep_merge
 
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    smoke = yaml.safe_load((ROOT / "params.smoke.yaml").read_text())
+    base = yaml.safe_load((root / "params.yaml").read_text())
+    smoke = yaml.safe_load((root / "params.smoke.yaml").read_text())
     workspace.mkdir(parents=True, exist_ok=True)
     (workspace / "params.yaml").write_text(yaml.safe_dump(deep_merge(base, smoke)))
     subprocess.run(
         [sys.executable, "-m", "pipelines.prepare", "cifar10", "--out",
          "data/manifests/cifar10.json"],
-        cwd=workspace, env=_env(workspace), check=True, capture_output=True,
+        cwd=workspace, env=_env(workspace, root), check=True, capture_output=True,
     )  # fmt: skip
 
 
-def _env(workspace: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true",
+def _env(workspace: Path, root: Path = ROOT) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(root), "MLFLOW_DISABLE_TELEMETRY": "true",
             "DO_NOT_TRACK": "1", "DSPIKE_EXPERIMENT_PREFIX": "startup/",
             "MLFLOW_TRACKING_URI": f"sqlite:///{workspace / 'mlflow.db'}"}  # fmt: skip
 
 
-def run_stage(workspace: Path, kind: str, module: str, argv: list[str]) -> dict:
-    """One stage process; its events as {event: (seconds, loaded heavy packages)}."""
-    env = {**_env(workspace), "STARTUP_KIND": kind, "STARTUP_T0": repr(time.time())}
+def run_stage(workspace: Path, kind: str, module: str, argv: list[str], root: Path = ROOT) -> dict:
+    """One stage process of the source tree ``root``; its events as
+    {event: (seconds, loaded heavy packages)}."""
+    env = {**_env(workspace, root), "STARTUP_KIND": kind, "STARTUP_T0": repr(time.time())}
     probe = _PROBE.format(heavy=HEAVY)
     out = subprocess.run(
         [sys.executable, "-c", probe, module, *argv],
@@ -117,7 +135,7 @@ def run_stage(workspace: Path, kind: str, module: str, argv: list[str]) -> dict:
 
 def stages() -> list[tuple[str, str, str, list[str]]]:
     """(label, kind, module, argv) of each stage timed."""
-    out = []
+    out = [("floor", "floor", "", [])]
     for stage in ("cifar10_ann", "cifar10_t2_scratch"):
         argv = [stage, "--seed", "0", "--manifest", "data/manifests/cifar10.json",
                 "--model", f"models/{stage}/seed0.pt", "--metrics", f"metrics/{stage}/seed0.json",
@@ -134,29 +152,45 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workspace", type=Path, help="default: a temporary folder")
+    parser.add_argument("--against", type=Path, help="another source tree, timed interleaved")
     args = parser.parse_args(argv)
+    roots = {"this": ROOT}
+    if args.against is not None:
+        roots["against"] = args.against.resolve()
     with tempfile.TemporaryDirectory(prefix="dspike-startup-") as tmp:
         workspace = (args.workspace or Path(tmp)).resolve()
-        prepare_workspace(workspace)
+        spaces = {tree: workspace / tree if len(roots) > 1 else workspace for tree in roots}
+        for tree, root in roots.items():
+            prepare_workspace(spaces[tree], root)
         print(f"stage start-up, median of {args.repeats}, MLflow on (sqlite), in {workspace}")
-        print(f"{'stage':<20} {'event':<14} {'s':>6} {'target':>7}  loaded then")
+        print(f"{'stage':<20} {'tree':<8} {'event':<14} {'s':>6} {'target':>7}  loaded then")
         results: dict[str, dict[str, float]] = {}
         for label, kind, module, stage_argv in stages():
-            runs = [run_stage(workspace, kind, module, stage_argv)
-                    for _ in range(args.repeats)]  # fmt: skip
-            results[label] = {}
-            for event in runs[0]:
-                t = statistics.median(r[event][0] for r in runs if event in r)
-                if event.startswith("stopped"):
-                    print(f"{label:<20} {event}")
-                    continue
-                results[label][event] = t
-                gate = event == ("first forward" if kind == "train" else "ready")
-                target = f"{TARGETS[kind]:.0f} s" if gate else ""
-                flag = (" OK" if t <= TARGETS[kind] else " OVER") if gate else ""
-                loaded = ", ".join(runs[0][event][1])
-                print(f"{label:<20} {event:<14} {t:6.2f} {target:>7}{flag:<5} {loaded}")
+            runs: dict[str, list[dict]] = {tree: [] for tree in roots}
+            for _ in range(args.repeats):
+                for tree, root in roots.items():
+                    runs[tree].append(run_stage(spaces[tree], kind, module, stage_argv, root))
+            for tree in roots:
+                key = label if tree == "this" else f"{label}@{tree}"
+                results[key] = _report(label, tree, kind, runs[tree])
     return results
+
+
+def _report(label: str, tree: str, kind: str, runs: list[dict]) -> dict[str, float]:
+    """Print the median of each event over ``runs``; return them."""
+    out = {}
+    for event in runs[0]:
+        if event.startswith("stopped"):
+            print(f"{label:<20} {tree:<8} {event}")
+            continue
+        t = statistics.median(r[event][0] for r in runs if event in r)
+        out[event] = t
+        gate = kind in TARGETS and event == ("first forward" if kind == "train" else "ready")
+        target = f"{TARGETS[kind]:.0f} s" if gate else ""
+        flag = (" OK" if t <= TARGETS[kind] else " OVER") if gate else ""
+        loaded = ", ".join(runs[0][event][1])
+        print(f"{label:<20} {tree:<8} {event:<14} {t:6.2f} {target:>7}{flag:<5} {loaded}")
+    return out
 
 
 if __name__ == "__main__":

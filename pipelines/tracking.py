@@ -31,6 +31,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 import getpass
 import hashlib
 import json
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -146,6 +147,11 @@ class MLflowTracker:
     ``retry_s`` seconds in all; :meth:`finish` tries once more. What is still queued then goes to
     ``.mlflow-pending/`` (:data:`PENDING`) and reaches the store, tagged ``late_records``, when
     the next stage starts with the store back: no run stays ``RUNNING`` for want of its end.
+
+    With ``background``, :meth:`start` returns at once and a thread imports MLflow and opens the
+    run (seconds: MLflow imports pandas, the store checks its schema) while training starts;
+    records queue until the run is open, and reading :attr:`run_id`, :meth:`log_artifacts` and
+    :meth:`finish` wait for it. What reaches the store, and in which order, is the same.
     """
 
     def __init__(
@@ -157,13 +163,16 @@ class MLflowTracker:
         inputs: Sequence[DatasetRecord] = (),
         description: str = "",
         retry_s: float = RETRY_S,
+        background: bool = False,
     ) -> None:
         self.experiment, self.run_name, self.tags = experiment, run_name, dict(tags)
         self.inputs, self.description = list(inputs), description
         self.uri = uri or tracking_uri()
         self.retry_s = float(retry_s)
         self.client: Any = None
-        self.run_id: str | None = None
+        self.background = background
+        self._opener: threading.Thread | None = None
+        self._run_id: str | None = None
         self.queue: list[dict[str, Any]] = []
         self.failed_s = 0.0
         self._down = False
@@ -171,43 +180,57 @@ class MLflowTracker:
         self._failures = 0  # in a row
         self._next_try = 0.0  # monotonic time before which no call is tried
 
+    @property
+    def run_id(self) -> str | None:
+        """The run's id (``None`` while the store is unreachable); waits for a background start."""
+        self._wait_open()
+        return self._run_id
+
     def start(self, run_id: str | None) -> str | None:
-        self.run_id = run_id
-        self._attempt(self._open)
-        if self.client is not None:
-            replay_pending(self.client, self.uri)
-        return self.run_id
+        """Open the run (reopen ``run_id``, if the store still has it) and send what earlier
+        runs left pending; with ``background``, in a thread, returning ``None`` at once."""
+        self._run_id = run_id
+        if not self.background:
+            self._start()
+            return self._run_id
+        self._opener = threading.Thread(target=self._start, name="mlflow-start", daemon=True)
+        self._opener.start()
+        return None
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         items = [[k, str(v)[:_PARAM_CHARS]] for k, v in params.items()]
         for i in range(0, len(items), _BATCH):
             self.queue.append({"op": "params", "items": items[i : i + _BATCH]})
-        self._flush()
+        if not self._opening():
+            self._flush()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         now = int(time.time() * 1000)
         items = [[k, float(v), now, step] for k, v in metrics.items()]
         self.queue.append({"op": "metrics", "items": items})
-        self._flush()
+        if not self._opening():
+            self._flush()
 
     def log_artifacts(self, files: Mapping[str, Path]) -> None:
         """Log each file (or folder) under the artifact folder its key names (``""``: top).
 
         Artifacts are not queued (they may be temporary files): during an outage they are
         skipped with a warning naming them."""
+        self._wait_open()
         for folder, path in files.items():
             method = "log_artifacts" if Path(path).is_dir() else "log_artifact"
             if not Path(path).exists():
                 continue
             if not self._flush() or not self._attempt(
                 lambda m=method, p=path, f=folder: getattr(self.client, m)(
-                    self.run_id, str(p), f or None
+                    self._run_id, str(p), f or None
                 )
             ):
                 warnings.warn(f"MLflow: artifact {path} not logged (store unreachable)",
                               stacklevel=2)  # fmt: skip
 
     def finish(self, status: str) -> None:
+        self._wait_open()
         self.queue.append({"op": "end", "status": status, "time": int(time.time() * 1000)})
         if self._down:  # one last try, whatever the budget and the spacing
             self.retry_s = max(self.retry_s, self.failed_s) + _FINAL_TRY_S
@@ -223,19 +246,32 @@ class MLflowTracker:
 
     # --- queue and outages ----------------------------------------------------------------
 
+    def _start(self) -> None:
+        self._attempt(self._open)
+        if self.client is not None:
+            replay_pending(self.client, self.uri)
+
+    def _opening(self) -> bool:
+        """Whether a background start is still under way (records then wait in the queue)."""
+        return self._opener is not None and self._opener.is_alive()
+
+    def _wait_open(self) -> None:
+        if self._opening() and threading.current_thread() is not self._opener:
+            self._opener.join()
+
     def _open(self) -> None:
         from mlflow import MlflowClient
 
         self.client = self.client or MlflowClient(tracking_uri=self.uri)
         if self._created:
             return
-        if self.run_id is not None and self._resumable(self.run_id):
-            self.client.update_run(self.run_id, status="RUNNING")
+        if self._run_id is not None and self._resumable(self._run_id):
+            self.client.update_run(self._run_id, status="RUNNING")
         else:
             run = self.client.create_run(
                 self._experiment_id(), run_name=self.run_name, tags=self.tags
             )
-            self.run_id = run.info.run_id
+            self._run_id = run.info.run_id
             self._created = True
             self._log_inputs()
         self._created = True
@@ -245,7 +281,7 @@ class MLflowTracker:
         if not self._created and not self._attempt(self._open):
             return False
         while self.queue:
-            if not self._attempt(lambda: _send(self.client, self.run_id, self.queue[0])):
+            if not self._attempt(lambda: _send(self.client, self._run_id, self.queue[0])):
                 return False
             self.queue.pop(0)
         return True
@@ -283,11 +319,11 @@ class MLflowTracker:
         folder = Path.cwd() / PENDING
         folder.mkdir(parents=True, exist_ok=True)
         record = {
-            "uri": self.uri, "run_id": self.run_id if self._created else None,
+            "uri": self.uri, "run_id": self._run_id if self._created else None,
             "experiment": self.experiment, "run_name": self.run_name, "tags": self.tags,
             "description": self.description, "queue": self.queue,
         }  # fmt: skip
-        path = folder / f"{self.run_id or 'new'}-{os.getpid()}-{int(time.time())}.json"
+        path = folder / f"{self._run_id or 'new'}-{os.getpid()}-{int(time.time())}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
         os.replace(tmp, path)
@@ -311,7 +347,7 @@ class MLflowTracker:
             )
             for d in self.inputs
         ]
-        self.client.log_inputs(self.run_id, datasets=datasets)
+        self.client.log_inputs(self._run_id, datasets=datasets)
 
     def _experiment_id(self) -> str:
         from mlflow.exceptions import MlflowException
@@ -345,7 +381,6 @@ class MLflowTracker:
             return self.client.get_run(run_id).info.lifecycle_stage == "active"
         except Exception:
             return False
-
 
 
 def _send(client: Any, run_id: str, record: dict[str, Any]) -> None:

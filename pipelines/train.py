@@ -204,7 +204,7 @@ def _tracker(
     )
     inputs = [DatasetRecord.from_manifest(manifest, split) for split in ("train", "test")]
     return MLflowTracker(experiment_name(dataset), f"{run}/seed{seed}", tags, inputs=inputs,
-                         description=description,
+                         description=description, background=True,
                          retry_s=float(get(params, "tracking.retry_s", RETRY_S)))  # fmt: skip
 
 

@@ -80,3 +80,39 @@ def test_unusable_store_warns_and_training_goes_on(tmp_path):
     with pytest.warns(UserWarning, match="MLflow tracking .* is off"), one_thread():
         result = fit(cfg, build_network(cfg), train, test, tracker=tracker)
     assert result.run_id is None and len(result.history) == 1
+
+
+def test_background_start_keeps_the_run_and_its_id_in_checkpoints(store, tmp_path):
+    """``background=True`` (the training stage's): ``start`` returns before the run exists,
+    yet the run gets every record in order, and the checkpoint and the result hold its id, so
+    a resumed fit continues the same run."""
+    from mlflow import MlflowClient
+
+    from dspike.engine import load_checkpoint
+
+    train, test = toy_data()
+    path = tmp_path / "last.pt"
+    ids = []
+    cfg = toy_config(path, epochs=2)
+    for _ in range(2):  # the second fit resumes the finished checkpoint: no epoch left to run
+        tracker = MLflowTracker("bg", "toy_snn/seed0", TAGS, uri=store, background=True)
+        with one_thread():
+            ids.append(fit(cfg, build_network(cfg), train, test, tracker=tracker).run_id)
+        assert not tracker.queue and load_checkpoint(path)["run_id"] == ids[-1]
+    client = MlflowClient(tracking_uri=store)
+    run = client.get_run(ids[0])
+    assert ids[0] == ids[1] and run.info.status == "FINISHED"
+    assert run.data.params["optim.lr"] == "0.1"
+    assert [m.step for m in client.get_metric_history(ids[0], "test_acc")] == [1, 2]
+
+
+def test_background_start_of_an_unusable_store_warns_and_training_goes_on(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    uri = f"sqlite:///{blocker / 'mlflow.db'}"
+    tracker = MLflowTracker("exp", "run", TAGS, uri=uri, background=True)
+    train, test = toy_data()
+    cfg = toy_config(epochs=1)
+    with pytest.warns(UserWarning, match="MLflow tracking .* is off"), one_thread():
+        result = fit(cfg, build_network(cfg), train, test, tracker=tracker)
+    assert result.run_id is None and len(result.history) == 1

@@ -248,7 +248,7 @@ class _Trainer:
                 "best_epoch": self.best_epoch,
                 "best_state": self.best_state,
                 "seconds": self.seconds + time.perf_counter() - self.started,
-                "run_id": self.run_id,
+                "run_id": self.tracker.run_id,
             },
         )
 
@@ -257,7 +257,7 @@ class _Trainer:
     def run(self) -> FitResult:
         cfg = self.config
         self.started = time.perf_counter()
-        self.run_id = self.tracker.start(self.run_id)
+        self.tracker.start(self.run_id)
         self.tracker.log_params(cfg.flat())
         status = "FAILED"
         try:
@@ -279,7 +279,7 @@ class _Trainer:
             self.best_acc,
             self.best_epoch,
             self.seconds,
-            self.run_id,
+            self.tracker.run_id,
             self.best_state,
         )
 

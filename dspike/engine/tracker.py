@@ -14,8 +14,13 @@ __all__ = ["NullTracker", "Tracker"]
 
 @runtime_checkable
 class Tracker(Protocol):
+    run_id: str | None
+    """The run's id, or ``None``; the loop reads it for checkpoints and its result. A tracker
+    that opens its run in the background makes reading it wait until the run is open."""
+
     def start(self, run_id: str | None) -> str | None:
-        """Open a run (or reopen ``run_id`` when resuming); return its id, or ``None``."""
+        """Open a run (or reopen ``run_id`` when resuming), possibly in the background; return
+        its id, or ``None`` (not known yet, or none)."""
 
     def log_params(self, params: Mapping[str, Any]) -> None: ...
 
@@ -26,9 +31,12 @@ class Tracker(Protocol):
 
 
 class NullTracker:
-    """Tracks nothing."""
+    """Tracks nothing; keeps the run id it was started with (a resumed run's)."""
+
+    run_id: str | None = None
 
     def start(self, run_id: str | None) -> str | None:
+        self.run_id = run_id
         return run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
