@@ -34,7 +34,9 @@ from dspike.engine import (
     distributed,
 )
 from dspike.models import MODELS
+from dspike.spec import NeuronSpec
 
+from .config_keys import FIELDS
 from .params import ParamsError, get, params_hash
 
 __all__ = [
@@ -53,34 +55,6 @@ log = logging.getLogger("pipelines.train")
 KEY_FILE = "key.json"  # in a checkpoint folder: the params hash and code digest it was made by
 NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "cifar10dvs": 10, "imagenet": 1000}
 
-# Config field -> where params.yaml holds it; "@k" is key k of stages.<stage> over train.
-FIELDS = {
-    "model.name": "@model",
-    "model.mode": "@mode",
-    "model.time_steps": "@time_steps",
-    "model.tau": "neuron.tau",
-    "model.v_threshold": "neuron.v_threshold",
-    "model.detach_reset": "neuron.detach_reset",
-    "model.lif_backend": "neuron.backend",
-    "model.alpha": "tdbn.alpha",
-    "model.alpha_residual": "tdbn.alpha_residual",
-    "model.tdbn_form": "tdbn.form",
-    "surrogate.name": "@surrogate",
-    "surrogate.temperature": "dspike.b0",
-    "surrogate.delta": "dspike.delta_b",
-    "surrogate.fdg_epsilon": "fdg.epsilon",
-    "surrogate.fdg_batch_size": "fdg.batch_size",
-    "optim.lr": "@lr",
-    "optim.momentum": "@momentum",
-    "optim.weight_decay": "@weight_decay",
-    "optim.nesterov": "@nesterov",
-    "optim.schedule": "@schedule",
-    "data.batch_size": "@batch_size",
-    "data.workers": "data.workers",
-    "run.epochs": "@epochs",
-    "run.bf16": "@bf16",
-    "run.select": "@select",
-}
 _GROUPS = {
     "model": ModelConfig,
     "surrogate": SurrogateConfig,
@@ -161,6 +135,7 @@ def build_config(
     if model["mode"] == "ann":
         model["time_steps"] = 1
     model["init"] = str(init)
+    model["spec"] = NeuronSpec.from_sections(get(params, "neuron"), get(params, "tdbn"))
     dataset = settings.get("dataset")
     if dataset not in NUM_CLASSES:
         raise ConfigError(

@@ -26,6 +26,7 @@ from dspike.engine import (
     load_checkpoint,
 )
 from dspike.engine.checkpoint import cpu_copy
+from dspike.spec import NeuronSpec
 
 
 @pytest.fixture(autouse=True)
@@ -50,12 +51,22 @@ def _one_thread():
         ("optim", {"schedule": "step"}, "optim.schedule"),
         ("run", {"select": "median"}, "run.select"),
         ("model", {"init": "/no/such/file.pt"}, "model.init"),
-        ("model", {"lif_backend": "triton"}, "model.lif_backend"),
     ],
 )
 def test_bad_config_names_the_key(group, values, key):
     with pytest.raises(ConfigError) as err:
         replace(toy_config(), group, **values).validate()
+    assert err.value.key == key and str(err.value).startswith(key)
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [({"backend": "triton"}, "neuron.backend"), ({"tau": 1.5}, "neuron.tau"),
+     ({"v_threshold": 0.0}, "neuron.v_threshold"), ({"form": "other"}, "tdbn.form")],
+)  # fmt: skip
+def test_bad_neuron_spec_names_the_params_key(values, key):
+    with pytest.raises(ConfigError) as err:
+        NeuronSpec(**values)
     assert err.value.key == key and str(err.value).startswith(key)
 
 

@@ -158,7 +158,7 @@ def _key(params: dict, config: TrainConfig, dataset: str, batch: int) -> StepKey
         ),
         sample=sample,
         batch=batch,
-        backend=m.lif_backend if m.mode == "snn" else "-",
+        backend=m.spec.backend if m.mode == "snn" else "-",
         precision="bf16" if config.run.bf16 else "fp32",
     )
 
