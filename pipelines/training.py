@@ -21,7 +21,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from dspike.data import build_dataset, materialize_bundled, random_subset
+from dspike.data import DATASETS, build_dataset, materialize_bundled, random_subset
 from dspike.engine import (
     ConfigError,
     DataConfig,
@@ -40,7 +40,6 @@ from .config_keys import FIELDS
 from .params import ParamsError, get, params_hash
 
 __all__ = [
-    "NUM_CLASSES",
     "build_config",
     "build_datasets",
     "checkpoint_folder",
@@ -48,12 +47,12 @@ __all__ = [
     "dvs_frames_dir",
     "named_by_params",
     "run_hash",
+    "sample_shape",
     "stage_settings",
 ]
 
 log = logging.getLogger("pipelines.train")
 KEY_FILE = "key.json"  # in a checkpoint folder: the params hash and code digest it was made by
-NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "cifar10dvs": 10, "imagenet": 1000}
 
 _GROUPS = {
     "model": ModelConfig,
@@ -90,13 +89,19 @@ def _source(params: dict, stage: str, field: str, epsilon: str | None) -> str:
     return where
 
 
-def _data_shape(params: dict, dataset: str) -> tuple[int, int]:
-    """(input channels, image side) of ``dataset`` as the stage loads it."""
+def sample_shape(params: dict, dataset: str) -> tuple[int, ...]:
+    """One sample of ``dataset`` as the stage loads it: the registry's (C, H, W)
+    (:data:`dspike.data.DATASETS`) with the side ``params`` set (``data.dvs.size``,
+    ``data.imagenet.image_size``), preceded by ``data.dvs.time_steps`` frames where samples
+    carry their own time axis."""
+    info = DATASETS[dataset]
+    channels, side = info.shape[0], info.shape[-1]
     if dataset == "cifar10dvs":
-        return 2, int(get(params, "data.dvs.size"))
-    if dataset == "imagenet":
-        return 3, int(get(params, "data.imagenet.image_size", 224))
-    return (1, 28) if dataset == "mnist" else (3, 32)
+        side = int(get(params, "data.dvs.size"))
+    elif dataset == "imagenet":
+        side = int(get(params, "data.imagenet.image_size", side))
+    frames = (int(get(params, "data.dvs.time_steps")),) if info.time_axis else ()
+    return (*frames, channels, side, side)
 
 
 def build_config(
@@ -137,12 +142,12 @@ def build_config(
     model["init"] = str(init)
     model["spec"] = NeuronSpec.from_sections(get(params, "neuron"), get(params, "tdbn"))
     dataset = settings.get("dataset")
-    if dataset not in NUM_CLASSES:
+    if dataset not in DATASETS:
         raise ConfigError(
             f"stages.{stage}.dataset",
-            f"unknown dataset {dataset!r}; expected one of {list(NUM_CLASSES)}",
+            f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}",
         )
-    model["num_classes"] = NUM_CLASSES[dataset]
+    model["num_classes"] = DATASETS[dataset].num_classes
     model["arch"] = _arch(params, model["name"], dataset)
     values["run"].update(seed=seed, checkpoint=checkpoint)
     config = TrainConfig(**{g: cls(**values[g]) for g, cls in _GROUPS.items()})
@@ -162,7 +167,7 @@ def named_by_params(params: dict, stage: str, epsilon: str | None) -> Iterator[N
 def _arch(params: dict, name: str, dataset: str) -> dict[str, Any]:
     """``models.<name>`` plus the input channels (and side, where the builder takes it)."""
     arch = dict(get(params, f"models.{name}", {}) or {})
-    channels, side = _data_shape(params, dataset)
+    channels, side = sample_shape(params, dataset)[-3::2]
     arch["in_channels"] = channels
     builder = MODELS.get(name)
     if builder is not None and "image_size" in inspect.signature(builder).parameters:
@@ -268,7 +273,7 @@ def build_datasets(
         download = False  # the frame cache comes from the prepare_dvs stage
     elif dataset == "imagenet":
         root = Path(get(params, "data.imagenet.root"))
-        side = _data_shape(params, dataset)[1]
+        side = sample_shape(params, dataset)[-1]
         options.update(crop_size=side, resize_size=round(side * 256 / 224))
     else:
         root = Path(get(params, "data.root"))

@@ -14,8 +14,6 @@ import torch
 from torchvision import datasets as tvd
 
 from dspike.data import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
     DATASETS,
     CorruptDataError,
     DatasetNotFoundError,
@@ -92,7 +90,8 @@ def test_cifar10_images_and_labels_match_their_sources(root):
     images, labels, index = load_bundled_cifar10()
     keys = [f"{ds.classes[c]}_test_{i:04d}.jpg" for c, i in zip(labels, index, strict=True)]
     lookup = {key: k for k, key in enumerate(keys)}
-    mean, std = torch.tensor(CIFAR10_MEAN)[:, None, None], torch.tensor(CIFAR10_STD)[:, None, None]
+    info = DATASETS["cifar10"]
+    mean, std = torch.tensor(info.mean)[:, None, None], torch.tensor(info.std)[:, None, None]
     for k in range(0, len(ds), 37):
         x, y = ds[k]
         src = lookup[names[k]]

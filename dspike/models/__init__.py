@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..data.registry import DATASETS
 from ..spec import NeuronSpec
 from ..surrogate import Surrogate
 from .base import MODES, SpikingNet
@@ -15,6 +16,8 @@ from .vgg import VGG16
 __all__ = [
     "MODELS",
     "MODES",
+    "PAPER_DATASET",
+    "PAPER_INPUT",
     "VGG16",
     "NeuronSpec",
     "ResNet",
@@ -31,14 +34,15 @@ MODELS: dict[str, Callable[..., SpikingNet]] = {
     "vgg16": VGG16,
 }
 
-# Input size each network was built for in the paper (C, H, W).
-PAPER_INPUT = {
-    "toy_cnn": (1, 28, 28),
-    "resnet18": (3, 32, 32),
-    "resnet19": (3, 32, 32),
-    "resnet34": (3, 224, 224),
-    "vgg16": (3, 224, 224),
+# The dataset each network was built for in the paper; PAPER_INPUT: its input (C, H, W).
+PAPER_DATASET = {
+    "toy_cnn": "mnist",
+    "resnet18": "cifar10",
+    "resnet19": "cifar10",
+    "resnet34": "imagenet",
+    "vgg16": "imagenet",
 }
+PAPER_INPUT = {name: DATASETS[dataset].shape for name, dataset in PAPER_DATASET.items()}
 
 
 def build_model(

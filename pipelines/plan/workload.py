@@ -18,32 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dspike.data import DATASETS
 from dspike.data.dvs_frames import split_indices
 from dspike.engine import TrainConfig
 
 from ..params import get
-from ..training import _data_shape, build_config, stage_settings
+from ..training import build_config, sample_shape, stage_settings
 
-__all__ = ["SPLITS", "StepKey", "Term", "Workload", "launcher_processes", "split_sizes", "workload"]
-
-# (train, test) samples: the full splits (Sec. 5.1) and the bundled ones (data/bundled/README.md)
-SPLITS = {
-    "download": {
-        "mnist": (60_000, 10_000),
-        "cifar10": (50_000, 10_000),
-        "cifar100": (50_000, 10_000),
-        "cifar10dvs": (9_000, 1_000),
-        "imagenet": (1_281_167, 50_000),
-    },
-    "bundled": {
-        "mnist": (2_000, 1_000),
-        "cifar10": (1_600, 400),
-        "cifar100": (1_600, 400),
-        "imagenet": (50, 50),
-    },  # cifar10dvs: data.dvs.simulated_per_class per class
-}
-DVS_CLASSES = 10
-
+__all__ = ["StepKey", "Term", "Workload", "launcher_processes", "split_sizes", "workload"]
 
 @dataclass(frozen=True)
 class StepKey:
@@ -117,12 +99,14 @@ def split_sizes(params: dict, dataset: str, capped: bool = True) -> tuple[int, i
     source = get(params, "data.source")
     if source == "bundled" and dataset == "cifar10dvs":
         per_class = int(get(params, "data.dvs.simulated_per_class", 10))
-        files = [f"r{i}" for _ in range(DVS_CLASSES) for i in range(per_class)]
-        targets = [c for c in range(DVS_CLASSES) for _ in range(per_class)]
+        classes = DATASETS[dataset].num_classes
+        files = [f"r{i}" for _ in range(classes) for i in range(per_class)]
+        targets = [c for c in range(classes) for _ in range(per_class)]
         train, test = split_indices(files, targets, get(params, "data.dvs.split", "first900"))
         sizes = (len(train), len(test))
     else:
-        sizes = SPLITS["bundled" if source == "bundled" else "download"][dataset]
+        info = DATASETS[dataset]
+        sizes = info.bundled_splits if source == "bundled" else info.splits
     if not capped:
         return sizes
     caps = (int(get(params, f"train.max_{s}_samples", 0)) for s in ("train", "test"))
@@ -145,10 +129,7 @@ def launcher_processes(tokens: list[str]) -> int:
 
 def _key(params: dict, config: TrainConfig, dataset: str, batch: int) -> StepKey:
     m = config.model
-    channels, side = _data_shape(params, dataset)
-    sample = (channels, side, side)
-    if dataset == "cifar10dvs":
-        sample = (int(get(params, "data.dvs.time_steps")), *sample)
+    sample = sample_shape(params, dataset)
     return StepKey(
         model=m.name,
         mode=m.mode,
