@@ -45,7 +45,7 @@ class ModelConfig:
     mode: str = "snn"
     time_steps: int = 6
     num_classes: int = 10
-    arch: dict[str, Any] = field(default_factory=dict)  # width, head, in_channels, image_size
+    options: dict[str, Any] = field(default_factory=dict)  # width, head, in_channels, image_size
     spec: NeuronSpec = field(default_factory=NeuronSpec)
     init: str = ""
 

@@ -46,7 +46,7 @@ def build_network(cfg: TrainConfig) -> SpikingNet:
         m.time_steps,
         surrogate=build_surrogate_from(cfg.surrogate, m.spec.v_threshold),
         spec=m.spec,
-        **m.arch,
+        **m.options,
     )
     if m.init:
         try:

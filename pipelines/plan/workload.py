@@ -2,11 +2,11 @@
 of :class:`Term`: a count (training images, test images, Algorithm 1 calls, ...) of one unit
 whose cost a device's throughput table holds.
 
-Training stages take their settings from :func:`pipelines.training.build_config`, exactly as
+Training stages take their settings from :func:`pipelines.train_config.build_config`, exactly as
 the stage does. Dataset sizes are known facts, never read from data (which may not be there
 yet): the full splits the paper uses, or the samples bundled with the project
 (``data.source: bundled``), then ``train.max_*_samples`` as
-:func:`pipelines.training.build_datasets` applies them.
+:func:`pipelines.train_data.build_datasets` applies them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from dspike.data.dvs_frames import split_indices
 from dspike.engine import TrainConfig
 
 from ..params import get
-from ..training import build_config, sample_shape, stage_settings
+from ..train_config import build_config, stage_settings
+from ..train_data import sample_shape
 
 __all__ = ["StepKey", "Term", "Workload", "launcher_processes", "split_sizes", "workload"]
 
@@ -34,7 +35,7 @@ class StepKey:
     model: str
     mode: str
     time_steps: int
-    arch: tuple[tuple[str, Any], ...]  # models.<model> (width, head), without the input shape
+    options: tuple[tuple[str, Any], ...]  # models.<model> (width, head), without the input shape
     sample: tuple[int, ...]  # one input: (C, H, W), or (T, C, H, W) for DVS frames
     batch: int
     backend: str = "eager"  # LIF backend
@@ -44,7 +45,7 @@ class StepKey:
     def label(self) -> str:
         """``resnet18 snn T=6 width=8 in=3x32x32 batch=32 eager fp32``: the key in the JSON."""
         parts = [self.model, self.mode, f"T={self.time_steps}"]
-        parts += [f"{k}={v}" for k, v in self.arch]
+        parts += [f"{k}={v}" for k, v in self.options]
         parts += ["in=" + "x".join(map(str, self.sample)), f"batch={self.batch}"]
         return " ".join([*parts, self.backend, self.precision])
 
@@ -134,8 +135,8 @@ def _key(params: dict, config: TrainConfig, dataset: str, batch: int) -> StepKey
         model=m.name,
         mode=m.mode,
         time_steps=m.time_steps,
-        arch=tuple(
-            sorted((k, v) for k, v in m.arch.items() if k not in ("in_channels", "image_size"))
+        options=tuple(
+            sorted((k, v) for k, v in m.options.items() if k not in ("in_channels", "image_size"))
         ),
         sample=sample,
         batch=batch,
@@ -220,7 +221,8 @@ def _energy(stage: str, params: dict) -> Workload:
 def toy_key(params: dict, mode: str) -> StepKey:
     """The toy CNN's step (Sec. 4.2) on MNIST at ``studies.toy`` settings."""
     toy = get(params, "studies.toy")
-    return StepKey("toy_cnn", mode, int(toy["time_steps"]), (), (1, 28, 28), int(toy["batch_size"]))
+    shape = DATASETS["mnist"].shape
+    return StepKey("toy_cnn", mode, int(toy["time_steps"]), (), shape, int(toy["batch_size"]))
 
 
 def _study(stage: str, params: dict) -> Workload:
