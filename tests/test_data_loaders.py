@@ -142,6 +142,17 @@ def test_materialize_repairs_incomplete_and_spares_foreign_data(root, tmp_path):
         materialize_bundled("cifar10", foreign)
 
 
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100"])
+def test_registry_record_matches_what_the_loader_yields(root, name):
+    """A sample has the record's (C, H, W), a label below its class count, and the bundled
+    splits its sizes; the record names the builder that opened it."""
+    info = DATASETS[name]
+    train, test = (build_dataset(name, root, split, augment=False) for split in (True, False))
+    x, y = train[0]
+    assert tuple(x.shape) == info.shape and not info.time_axis and 0 <= y < info.num_classes
+    assert (len(train), len(test)) == info.bundled_splits
+
+
 @pytest.mark.parametrize("name", DATASETS)
 def test_missing_dataset_says_where_and_how(tmp_path, name):
     with pytest.raises(DatasetNotFoundError) as info:
