@@ -44,7 +44,7 @@ from dspike.spec import NeuronSpec
 
 from .config_keys import FIELDS
 from .params import ParamsError, get, params_hash
-from .train_data import sample_shape
+from .train_data import frame_shape
 
 __all__ = [
     "build_config",
@@ -158,7 +158,7 @@ def _network_options(params: dict, name: str, dataset: str) -> dict[str, Any]:
     """``models.<name>`` plus the input channels, and the side where the network's constructor
     takes one (its signature says so; the ResNets pool adaptively)."""
     options = dict(get(params, f"models.{name}", {}) or {})
-    channels, side = sample_shape(params, dataset)[-3::2]
+    channels, _, side = frame_shape(params, dataset)
     options["in_channels"] = channels
     builder = MODELS.get(name)
     if builder is not None and "image_size" in inspect.signature(builder).parameters:

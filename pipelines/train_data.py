@@ -13,22 +13,26 @@ from dspike.engine import distributed
 
 from .params import get
 
-__all__ = ["build_datasets", "dvs_frames_dir", "sample_shape"]
+__all__ = ["build_datasets", "dvs_frames_dir", "frame_shape", "sample_shape"]
 
 
-def sample_shape(params: dict, dataset: str) -> tuple[int, ...]:
-    """One sample of ``dataset`` as the stage loads it: the registry's (C, H, W)
-    (:data:`dspike.data.DATASETS`) with the side ``params`` set (``data.dvs.size``,
-    ``data.imagenet.image_size``), preceded by ``data.dvs.time_steps`` frames where samples
-    carry their own time axis."""
-    info = DATASETS[dataset]
-    channels, side = info.shape[0], info.shape[-1]
+def frame_shape(params: dict, dataset: str) -> tuple[int, int, int]:
+    """(C, H, W) of one image or event frame of ``dataset`` as the stage loads it: the
+    registry's (:data:`dspike.data.DATASETS`) with the side ``params`` set (``data.dvs.size``,
+    ``data.imagenet.image_size``)."""
+    channels, _, side = DATASETS[dataset].shape
     if dataset == "cifar10dvs":
         side = int(get(params, "data.dvs.size"))
     elif dataset == "imagenet":
         side = int(get(params, "data.imagenet.image_size", side))
-    frames = (int(get(params, "data.dvs.time_steps")),) if info.time_axis else ()
-    return (*frames, channels, side, side)
+    return channels, side, side
+
+
+def sample_shape(params: dict, dataset: str) -> tuple[int, ...]:
+    """One sample: :func:`frame_shape`, preceded by ``data.dvs.time_steps`` frames where the
+    dataset's samples carry their own time axis."""
+    frames = (int(get(params, "data.dvs.time_steps")),) if DATASETS[dataset].time_axis else ()
+    return (*frames, *frame_shape(params, dataset))
 
 
 def dvs_frames_dir(params: dict) -> Path:
@@ -52,7 +56,7 @@ def build_datasets(
         download = False  # the frame cache comes from the prepare_dvs stage
     elif dataset == "imagenet":
         root = Path(get(params, "data.imagenet.root"))
-        side = sample_shape(params, dataset)[-1]
+        side = frame_shape(params, dataset)[-1]
         options.update(crop_size=side, resize_size=round(side * 256 / 224))
     else:
         root = Path(get(params, "data.root"))

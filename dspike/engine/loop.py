@@ -191,9 +191,9 @@ class _Trainer:
 
     def _check_checkpoint(self, model: SpikingNet) -> None:
         path, state = self.config.run.checkpoint, self.state
-        if state["network"] != self._network():
+        if state.get("network") != self._network():  # None: written by an older dspike
             raise CheckpointError(
-                f"{path} was written for {state['network']}, not {self._network()}; "
+                f"{path} was written for {state.get('network')}, not {self._network()}; "
                 "delete it or use another checkpoint path"
             )
         if state["step"] and state["world_size"] != self.info.world_size:
