@@ -50,6 +50,7 @@ from torch import nn
 from dspike.engine import OptimConfig, build_optimizer
 from dspike.models import build_model
 from dspike.neurons import LIF
+from dspike.spec import NeuronSpec
 
 VARIANTS = ("dspike-eager", "dspike-compiled", "spikingjelly", "snntorch", "ann")
 OPTIONAL = ("spikingjelly-dspike",)
@@ -61,7 +62,7 @@ LABELS = {
     "snntorch": "snnTorch Leaky, per step",
     "ann": "ANN twin (ReLU)",
 }
-TAU, V_TH = 0.25, 0.5
+TAU, V_TH = NeuronSpec.tau, NeuronSpec.v_threshold  # the paper defaults every variant uses
 
 
 class FoldedNeuron(nn.Module):
@@ -87,7 +88,7 @@ def _spikingjelly(time_steps: int, dspike_surrogate: bool) -> nn.Module:
         sg = surrogate.Sigmoid()
     # v <- v - (v - v_reset) / tau + x = 0.25 v + x for tau = 4/3 (tests/test_integrations.py).
     node = neuron.LIFNode(
-        tau=4 / 3, decay_input=False, v_threshold=V_TH, v_reset=0.0,
+        tau=1 / (1 - TAU), decay_input=False, v_threshold=V_TH, v_reset=0.0,
         surrogate_function=sg, step_mode="m",
     )
 
@@ -136,7 +137,9 @@ def build(variant: str, time_steps: int, width: int, device: torch.device) -> nn
     if variant == "ann":
         return build_model("resnet18", 10, "ann", time_steps, width=width).to(device).train()
     backend = "compiled" if variant == "dspike-compiled" else "eager"
-    model = build_model("resnet18", 10, "snn", time_steps, width=width, lif_backend=backend)
+    model = build_model(
+        "resnet18", 10, "snn", time_steps, width=width, spec=NeuronSpec(backend=backend)
+    )
     if variant == "spikingjelly" or variant == "spikingjelly-dspike":
         _swap_neurons(model, lambda: _spikingjelly(time_steps, variant.endswith("dspike")))
     elif variant == "snntorch":

@@ -8,7 +8,9 @@
 time loop stores one tensor (``u_pre`` per step) instead of an autograd graph of ``5 T``
 small ops. :func:`lif_reference` is the same recurrence built from :func:`spike`
 with plain autograd, kept as the ground truth the tests compare against.
-:class:`LIF` is the thin module: it holds the constants and optionally records firing rates.
+:class:`LIF` is the thin module: it takes its constants from a :class:`~dspike.spec.NeuronSpec`
+(the defaults live there) and optionally records firing rates. Without a surrogate, both use
+Dspike with its window at the neuron's threshold.
 
 Two backends compute the same node: ``"eager"`` (default) loops over T with ATen ops;
 ``"compiled"`` fuses each pass into one torch.compile kernel (:mod:`dspike._lif_fused`), at
@@ -17,12 +19,11 @@ the cost of a compile of some seconds on first use. :func:`set_lif_backend` swit
 
 from __future__ import annotations
 
-from typing import Literal, cast, get_args
-
 import torch
 from torch import nn
 
 from . import _lif_fused
+from .spec import LIF_BACKENDS, LIFBackend, NeuronSpec, check_backend
 from .surrogate import Dspike, FunctionalSurrogate, Surrogate, spike
 
 __all__ = [
@@ -35,16 +36,6 @@ __all__ = [
     "set_lif_backend",
 ]
 
-
-LIFBackend = Literal["eager", "compiled"]
-LIF_BACKENDS: tuple[str, ...] = get_args(LIFBackend)
-
-
-def check_backend(backend: str, name: str = "backend") -> LIFBackend:
-    """``backend`` if it is a LIF backend, else a ValueError naming the argument ``name``."""
-    if backend not in LIF_BACKENDS:
-        raise ValueError(f"{name} must be one of {LIF_BACKENDS}, got {backend!r}")
-    return cast(LIFBackend, backend)
 
 
 def _eager_forward(
@@ -132,18 +123,18 @@ class _LIFFunction(torch.autograd.Function):
 
 def lif(
     c: torch.Tensor,
-    tau: float = 0.25,
-    v_threshold: float = 0.5,
+    tau: float = NeuronSpec.tau,
+    v_threshold: float = NeuronSpec.v_threshold,
     surrogate: Surrogate | None = None,
-    detach_reset: bool = False,
-    backend: LIFBackend = "eager",
+    detach_reset: bool = NeuronSpec.detach_reset,
+    backend: LIFBackend = NeuronSpec.backend,
 ) -> torch.Tensor:
     """Spikes of LIF neurons driven by input currents ``c`` of shape ``[T, ...]`` (Eq. 1-2).
 
     ``backend="compiled"`` runs fused torch.compile kernels (first call compiles, seconds);
     it needs a :class:`~dspike.surrogate.FunctionalSurrogate` (every built-in one is).
     """
-    surrogate = surrogate or Dspike()
+    surrogate = surrogate or Dspike(v_threshold=v_threshold)
     if check_backend(backend) == "compiled" and not isinstance(surrogate, FunctionalSurrogate):
         raise TypeError(
             f"backend='compiled' needs a surrogate with grad_function and grad_params, "
@@ -154,13 +145,13 @@ def lif(
 
 def lif_reference(
     c: torch.Tensor,
-    tau: float = 0.25,
-    v_threshold: float = 0.5,
+    tau: float = NeuronSpec.tau,
+    v_threshold: float = NeuronSpec.v_threshold,
     surrogate: Surrogate | None = None,
-    detach_reset: bool = False,
+    detach_reset: bool = NeuronSpec.detach_reset,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 1-2 step by step with autograd; returns (spikes, membrane potential u) as [T, ...]."""
-    surrogate = surrogate or Dspike()
+    surrogate = surrogate or Dspike(v_threshold=v_threshold)
     u = torch.zeros_like(c[0])
     spikes, potentials = [], []
     for t in range(c.shape[0]):
@@ -180,26 +171,30 @@ class LIF(nn.Module):
     on, the module accumulates its spike count and neuron-step count (Fig. 4). The count stays
     a float64 tensor on the spikes' device: summing in float64 is exact for any spike dtype
     (a float16 sum overflows at 65504) and needs no host synchronisation per call.
+
+    ``spec`` gives ``tau``, ``v_threshold``, ``detach_reset`` and ``backend`` (its tdBN fields
+    are the norm layer's). A surrogate with a window of its own (``v_threshold``: Dspike,
+    triangular) must have it at the neuron's threshold; without one, Dspike(b=1) there.
     """
 
     def __init__(
         self,
-        tau: float = 0.25,
-        v_threshold: float = 0.5,
+        spec: NeuronSpec | None = None,
         surrogate: Surrogate | None = None,
-        detach_reset: bool = False,
         time_steps: int | None = None,
-        backend: LIFBackend = "eager",
     ) -> None:
         super().__init__()
-        if not 0.0 <= tau <= 1.0:
-            raise ValueError(f"LIF tau must be in [0, 1], got {tau}")
-        self.tau = float(tau)
-        self.v_threshold = float(v_threshold)
-        self.surrogate = surrogate if surrogate is not None else Dspike()
-        self.detach_reset = detach_reset
+        spec = spec or NeuronSpec()
+        self.tau = float(spec.tau)
+        self.v_threshold = float(spec.v_threshold)
+        self.surrogate = surrogate or Dspike(v_threshold=spec.v_threshold)
+        window = getattr(self.surrogate, "v_threshold", self.v_threshold)
+        if window != self.v_threshold:
+            raise ValueError(f"LIF: surrogate {self.surrogate!r} has its window at threshold "
+                             f"{window}, the neuron fires at {self.v_threshold}")  # fmt: skip
+        self.detach_reset = spec.detach_reset
         self.time_steps = time_steps
-        self.backend = backend
+        self.backend = spec.backend
         self.record_rate = False
         self._spike_count: torch.Tensor | None = None
         self.neuron_steps = 0

@@ -24,24 +24,26 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .spec import NeuronSpec, TdBNForm
+
 __all__ = ["TdBatchNorm2d"]
 
 
 class TdBatchNorm2d(nn.Module):
-    """tdBN over ``[T*B, C, H, W]``: Eq. (4)-(5)."""
+    """tdBN over ``[T*B, C, H, W]``: Eq. (4)-(5). :meth:`from_spec` builds the one a network's
+    :class:`~dspike.spec.NeuronSpec` asks for."""
 
     def __init__(
         self,
         num_features: int,
-        alpha: float = 1.0,
-        v_threshold: float = 0.5,
-        form: Literal["scale", "init"] = "scale",
+        alpha: float = NeuronSpec.alpha,
+        v_threshold: float = NeuronSpec.v_threshold,
+        form: TdBNForm = NeuronSpec.form,
         eps: float = 1e-5,
         momentum: float = 0.1,
     ) -> None:
@@ -55,6 +57,15 @@ class TdBatchNorm2d(nn.Module):
         self.scale = factor if form == "scale" else 1.0
         if form == "init":
             nn.init.constant_(self.bn.weight, factor)
+
+    @classmethod
+    def from_spec(
+        cls, num_features: int, spec: NeuronSpec, residual: bool = False
+    ) -> TdBatchNorm2d:
+        """tdBN with ``spec``'s form and threshold; alpha is ``spec.alpha_residual`` for a norm
+        whose output meets another at a residual addition, else ``spec.alpha``."""
+        alpha = spec.alpha_residual if residual else spec.alpha
+        return cls(num_features, alpha, spec.v_threshold, spec.form)
 
     @contextlib.contextmanager
     def per_copy_statistics(self, copies: int, batch: int) -> Iterator[None]:

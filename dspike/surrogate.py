@@ -23,6 +23,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 
+from .spec import NeuronSpec
+
 __all__ = [
     "Dspike",
     "FunctionalSurrogate",
@@ -72,13 +74,16 @@ def triangular_grad(v: torch.Tensor, gamma: Param, v_threshold: Param) -> torch.
     return gamma * (1.0 - v.abs() / v_threshold).clamp(min=0.0)
 
 
-def dspike_grad(v: torch.Tensor, temperature: Param) -> torch.Tensor:
-    """Eq. (12)'s derivative: ``b (1 - tanh(b v)^2) / (2 tanh(b/2))`` for ``|v| <= 0.5``."""
+def dspike_grad(v: torch.Tensor, temperature: Param, v_threshold: Param) -> torch.Tensor:
+    """Eq. (12)'s derivative in ``x = v / (2 V_th)``: ``d/dv Dspike`` for ``|v| <= V_th``, else 0.
+
+    ``b/(2 V_th) (1 - tanh(b x)^2) / (2 tanh(b/2))``; at V_th = 0.5, x = v.
+    """
     b = temperature
-    k = b / (2.0 * _tanh(b / 2.0))
-    t = torch.tanh(v * b)
-    g = t.mul_(t).sub_(1.0).mul_(-k)  # k * (1 - tanh(b v)^2), in place: hot in backward
-    return g.masked_fill_(v.abs() > 0.5, 0.0)
+    k = b / (2.0 * _tanh(b / 2.0) * (2.0 * v_threshold))
+    t = torch.tanh(v * (b / (2.0 * v_threshold)))
+    g = t.mul_(t).sub_(1.0).mul_(-k)  # k * (1 - tanh(b x)^2), in place: hot in backward
+    return g.masked_fill_(v.abs() > v_threshold, 0.0)
 
 
 def _positive(name: str, value: float) -> float:
@@ -121,7 +126,7 @@ class Triangular:
 
     grad_function: ClassVar[GradFunction] = staticmethod(triangular_grad)
 
-    def __init__(self, gamma: float = 1.0, v_threshold: float = 0.5) -> None:
+    def __init__(self, gamma: float = 1.0, v_threshold: float = NeuronSpec.v_threshold) -> None:
         self.gamma = _positive("gamma", gamma)
         self.v_threshold = _positive("v_threshold", v_threshold)
 
@@ -142,23 +147,30 @@ class Triangular:
 
 
 class Dspike:
-    """Differentiable spike, Eq. (11)-(12), with temperature ``b > 0``.
+    """Differentiable spike, Eq. (11)-(12), with temperature ``b > 0``, for a LIF of threshold
+    ``v_threshold`` (V_th).
 
-    Eq. (12) is defined on x in [0, 1] with its centre at 0.5 (= V_th); here it is written in
-    ``v = x - 0.5`` so its window is ``[-0.5, 0.5]`` around the threshold:
+    Eq. (12) is defined on x in [0, 1] with its centre at 0.5, the paper's V_th; here it is
+    written in ``v = u - V_th`` with ``x = v / (2 V_th) + 1/2``, so its window is
+    ``|v| <= V_th`` (u in [0, 2 V_th]) and the curve scales with the threshold:
 
-        primitive(v) = (tanh(b v) + tanh(b/2)) / (2 tanh(b/2))   for |v| <= 0.5, clipped to 0/1
-        grad(v)      = b (1 - tanh(b v)^2) / (2 tanh(b/2))        for |v| <= 0.5, else 0
+        primitive(v) = (tanh(b x') + tanh(b/2)) / (2 tanh(b/2)),  x' = v / (2 V_th),
+                       for |v| <= V_th, clipped to 0 / 1 outside
+        grad(v)      = d primitive / dv = b (1 - tanh(b x')^2) / (4 V_th tanh(b/2))  in the
+                       window, else 0
 
-    Lemma 4.1: b -> 0+ gives the identity (rectangular gradient), b -> inf the step.
-    ``temperature`` is plain mutable state: Algorithm 1 (:mod:`dspike.temperature`) sets it
-    every epoch.
+    At the paper's V_th = 0.5, x' = v. Lemma 4.1: b -> 0+ gives the identity (rectangular
+    gradient), b -> inf the step. ``temperature`` is plain mutable state: Algorithm 1
+    (:mod:`dspike.temperature`) sets it every epoch.
     """
 
     grad_function: ClassVar[GradFunction] = staticmethod(dspike_grad)
 
-    def __init__(self, temperature: float = 1.0) -> None:
+    def __init__(
+        self, temperature: float = 1.0, v_threshold: float = NeuronSpec.v_threshold
+    ) -> None:
         self.temperature = temperature
+        self.v_threshold = _positive("v_threshold", v_threshold)
 
     @property
     def temperature(self) -> float:
@@ -169,19 +181,20 @@ class Dspike:
         self._temperature = _positive("Dspike temperature", value)
 
     def grad_params(self) -> tuple[float, ...]:
-        return (self._temperature,)
+        return (self._temperature, self.v_threshold)
 
     def grad(self, v: torch.Tensor) -> torch.Tensor:
-        return dspike_grad(v, self._temperature)
+        return dspike_grad(v, self._temperature, self.v_threshold)
 
     def primitive(self, v: torch.Tensor) -> torch.Tensor:
-        b = self._temperature
+        b, w = self._temperature, self.v_threshold
         th = math.tanh(b / 2.0)
-        inner = (torch.tanh(b * v.clamp(-0.5, 0.5)) + th) / (2.0 * th)
-        return inner
+        return (torch.tanh(v.clamp(-w, w) * (b / (2.0 * w))) + th) / (2.0 * th)
 
     def __repr__(self) -> str:
-        return f"Dspike(temperature={self._temperature:g})"
+        if self.v_threshold == NeuronSpec.v_threshold:
+            return f"Dspike(temperature={self._temperature:g})"
+        return f"Dspike(temperature={self._temperature:g}, v_threshold={self.v_threshold:g})"
 
 
 _SURROGATES = {"rectangular": Rectangular, "triangular": Triangular, "dspike": Dspike}

@@ -26,7 +26,8 @@ from dspike.io import atomic_write_text
 from .cli import stage_main
 from .params import flatten, get
 from .tracking import DatasetRecord, experiment_name, log_stage_run, run_tags
-from .training import build_config, build_datasets, stage_settings
+from .train_config import build_config, stage_settings
+from .train_data import build_datasets
 
 
 def _trained(params: dict, stage: str, seed: int, weights: Path) -> torch.nn.Module:

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from dspike.data import SUBSTITUTES, build_dataset, materialize_bundled
+from dspike.data import DATASETS, build_dataset, materialize_bundled
 from dspike.io import atomic_write_text
 
 from .cli import stage_main
@@ -58,7 +58,7 @@ def prepare(params: dict, name: str, out: Path) -> dict:
             "skipped": False,
             "root": str(root),
             "source": source,
-            "substitute": SUBSTITUTES.get(name) if source == "bundled" else None,
+            "substitute": DATASETS[name].substitute if source == "bundled" else None,
             "samples": sizes,
         }
     atomic_write_text(out, json.dumps(manifest, indent=1) + "\n")
@@ -70,7 +70,9 @@ def _run(params: dict, args: argparse.Namespace) -> None:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=["mnist", "cifar10", "cifar100", "imagenet"])
+    # Event datasets are prepared by pipelines.prepare_dvs (frames cached as a DVC output).
+    images = [name for name, info in DATASETS.items() if not info.time_axis]
+    parser.add_argument("dataset", choices=images)
     parser.add_argument("--out", type=Path, required=True, help="output: the manifest (.json)")
 
 

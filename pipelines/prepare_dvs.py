@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from dspike.data import (
-    SUBSTITUTES,
+    DATASETS,
     frame_options,
     materialize_bundled,
     open_cifar10dvs,
@@ -41,7 +41,7 @@ def _run(params: dict, args: argparse.Namespace) -> None:
         "skipped": False,
         "root": str(args.out),
         "source": source,
-        "substitute": SUBSTITUTES["cifar10dvs"] if source == "bundled" else None,
+        "substitute": DATASETS["cifar10dvs"].substitute if source == "bundled" else None,
         "samples": {split: frames[split]["count"] for split in ("train", "test")},
     }
     atomic_write_text(args.manifest, json.dumps(manifest, indent=1) + "\n")

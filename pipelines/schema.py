@@ -13,13 +13,10 @@ import difflib
 import re
 from typing import Any
 
-__all__ = ["SCHEMA", "STAGE_KEYS", "check_params", "check_stage_name"]
+from .config_keys import STAGE_KEYS
 
-# Keys of stages.<stage>, each over the same key of train (pipelines.training.FIELDS "@" keys).
-STAGE_KEYS = (
-    "dataset", "model", "mode", "time_steps", "epochs", "lr", "surrogate", "momentum",
-    "weight_decay", "nesterov", "schedule", "batch_size", "bf16", "select",
-)  # fmt: skip
+__all__ = ["SCHEMA", "check_params", "check_stage_name"]
+
 _DVS = (
     "time_steps", "size", "interpolation", "slicing", "split", "seed", "antialias", "values",
     "max_roll", "simulated_per_class", "prepare_workers",

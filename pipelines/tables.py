@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from dspike.data import DATASETS
 from dspike.energy_report import table3_rows
 from dspike.io import atomic_write_text, pyplot, save_figure
 from dspike.markdown import write_table
@@ -34,7 +35,6 @@ from .params import get, params_hash, provenance
 from .tracking import experiment_name, log_stage_run, run_tags
 
 REPORTED = Path(__file__).with_name("paper_reported.yaml")
-DATASET_OF = {"cifar10": "cifar10", "cifar100": "cifar100", "cifar10dvs": "cifar10dvs"}
 
 
 def load_runs(metrics: Path, run: str, select: str) -> list[dict]:
@@ -59,18 +59,12 @@ def summarise(metrics: Path, run: str, select: str) -> dict:
 
 
 def substitute_note(manifests: Path, dataset: str) -> str:
-    """'' for the real dataset, else what the results were measured on instead."""
+    """'' for the real dataset, else what the results were measured on instead: the label of
+    the bundled stand-in (the registry's ``substitute``) that the data manifest records."""
     path = manifests / f"{dataset}.json"
     if not path.is_file():
         return ""
-    manifest = json.loads(path.read_text())
-    if dataset == "imagenet" and manifest.get("source") == "bundled":
-        samples = manifest.get("samples", {})
-        return (
-            f"SUBSET: bundled Imagenette (10 ImageNet classes, {samples.get('train')} "
-            f"train / {samples.get('test')} val images), not ImageNet-1k"
-        )
-    return manifest.get("substitute") or ""
+    return json.loads(path.read_text()).get("substitute") or ""
 
 
 def _with_diff(df: pd.DataFrame, reported: str = "paper") -> pd.DataFrame:
@@ -84,7 +78,7 @@ def table2(reported: dict, select: str, inputs: argparse.Namespace) -> dict[str,
         out = []
         for row in rows:
             ours = summarise(inputs.metrics, row["stage"], select) if "stage" in row else {}
-            dataset = key if key in DATASET_OF else "cifar10"
+            dataset = key if key in DATASETS else "cifar10"
             out.append(
                 {
                     "method": row["method"],

@@ -38,7 +38,7 @@ def toy_config(
             mode=mode,
             time_steps=time_steps,
             num_classes=2,
-            arch={"width": 4, "image_size": 8, "in_channels": 1},
+            options={"width": 4, "image_size": 8, "in_channels": 1},
         ),
         surrogate=SurrogateConfig(name=surrogate, fdg_batch_size=8),
         optim=OptimConfig(lr=lr),

@@ -243,6 +243,6 @@ def test_checkpoint_of_another_architecture_is_not_resumed(tmp_path):
     cfg = toy_config(tmp_path / "last.pt", epochs=1)
     train, test = toy_data()
     fit(cfg, build_network(cfg), train, test)
-    wider = replace(cfg, "model", arch={**cfg.model.arch, "width": 5})
+    wider = replace(cfg, "model", options={**cfg.model.options, "width": 5})
     with pytest.raises(CheckpointError, match="was written for"):
         fit(wider, build_network(wider), train, test)

@@ -14,8 +14,6 @@ import torch
 from torchvision import datasets as tvd
 
 from dspike.data import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
     DATASETS,
     CorruptDataError,
     DatasetNotFoundError,
@@ -92,7 +90,8 @@ def test_cifar10_images_and_labels_match_their_sources(root):
     images, labels, index = load_bundled_cifar10()
     keys = [f"{ds.classes[c]}_test_{i:04d}.jpg" for c, i in zip(labels, index, strict=True)]
     lookup = {key: k for k, key in enumerate(keys)}
-    mean, std = torch.tensor(CIFAR10_MEAN)[:, None, None], torch.tensor(CIFAR10_STD)[:, None, None]
+    info = DATASETS["cifar10"]
+    mean, std = torch.tensor(info.mean)[:, None, None], torch.tensor(info.std)[:, None, None]
     for k in range(0, len(ds), 37):
         x, y = ds[k]
         src = lookup[names[k]]
@@ -141,6 +140,17 @@ def test_materialize_repairs_incomplete_and_spares_foreign_data(root, tmp_path):
     (foreign / "cifar-10-batches-py").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="not bundled data"):
         materialize_bundled("cifar10", foreign)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100"])
+def test_registry_record_matches_what_the_loader_yields(root, name):
+    """A sample has the record's (C, H, W), a label below its class count, and the bundled
+    splits its sizes; the record names the builder that opened it."""
+    info = DATASETS[name]
+    train, test = (build_dataset(name, root, split, augment=False) for split in (True, False))
+    x, y = train[0]
+    assert tuple(x.shape) == info.shape and not info.time_axis and 0 <= y < info.num_classes
+    assert (len(train), len(test)) == info.bundled_splits
 
 
 @pytest.mark.parametrize("name", DATASETS)

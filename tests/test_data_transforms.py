@@ -6,7 +6,7 @@ import torch
 from torchvision import transforms as T
 
 from dspike.data import (
-    CIFAR10_MEAN,
+    DATASETS,
     Cutout,
     RandomRoll,
     cifar_transform,
@@ -73,7 +73,7 @@ def test_cifar_pipelines():
     ]  # fmt: skip
     assert train[0].padding == 4 and train[0].size == (32, 32)
     assert train[2].policy == T.AutoAugmentPolicy.CIFAR10 and train[5].size == 16
-    assert tuple(train[4].mean) == CIFAR10_MEAN
+    assert tuple(train[4].mean) == DATASETS["cifar10"].mean
     test = cifar_transform("cifar10", train=False).transforms
     assert [type(t) for t in test] == [T.ToTensor, T.Normalize]
     no_aug = cifar_transform("cifar100", train=True, augment=False).transforms

@@ -15,6 +15,7 @@ from dspike.energy_report import (
 )
 from dspike.markdown import write_table
 from dspike.neurons import LIF
+from dspike.spec import NeuronSpec
 
 
 class TwoLayerSNN(nn.Module):
@@ -27,9 +28,9 @@ class TwoLayerSNN(nn.Module):
     def __init__(self, time_steps: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 2, 1, bias=False)
-        self.lif1 = LIF(tau=0.0, time_steps=time_steps)
+        self.lif1 = LIF(NeuronSpec(tau=0.0), time_steps=time_steps)
         self.fc = nn.Linear(8, 3, bias=False)
-        self.lif2 = LIF(tau=0.0, time_steps=time_steps)
+        self.lif2 = LIF(NeuronSpec(tau=0.0), time_steps=time_steps)
         self.fc2 = nn.Linear(3, 4, bias=False)
         nn.init.ones_(self.conv1.weight)
         nn.init.zeros_(self.fc.weight)

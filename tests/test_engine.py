@@ -26,6 +26,7 @@ from dspike.engine import (
     load_checkpoint,
 )
 from dspike.engine.checkpoint import cpu_copy
+from dspike.spec import NeuronSpec
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +51,6 @@ def _one_thread():
         ("optim", {"schedule": "step"}, "optim.schedule"),
         ("run", {"select": "median"}, "run.select"),
         ("model", {"init": "/no/such/file.pt"}, "model.init"),
-        ("model", {"lif_backend": "triton"}, "model.lif_backend"),
     ],
 )
 def test_bad_config_names_the_key(group, values, key):
@@ -59,9 +59,20 @@ def test_bad_config_names_the_key(group, values, key):
     assert err.value.key == key and str(err.value).startswith(key)
 
 
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [({"backend": "triton"}, "neuron.backend"), ({"tau": 1.5}, "neuron.tau"),
+     ({"v_threshold": 0.0}, "neuron.v_threshold"), ({"form": "other"}, "tdbn.form")],
+)  # fmt: skip
+def test_bad_neuron_spec_names_the_params_key(values, key):
+    with pytest.raises(ConfigError) as err:
+        NeuronSpec(**values)
+    assert err.value.key == key and str(err.value).startswith(key)
+
+
 def test_checkpoint_of_another_architecture_is_rejected(tmp_path):
-    arch = {"width": 3, "image_size": 8, "in_channels": 1}
-    other = build_network(replace(toy_config(), "model", arch=arch))
+    options = {"width": 3, "image_size": 8, "in_channels": 1}
+    other = build_network(replace(toy_config(), "model", options=options))
     torch.save(other.state_dict(), tmp_path / "other.pt")
     with pytest.raises(ConfigError, match=r"model\.init") as err:
         build_network(replace(toy_config(), "model", init=str(tmp_path / "other.pt")))
@@ -191,7 +202,7 @@ def test_select_best_keeps_the_weights_of_the_best_epoch(tmp_path):
 def test_best_state_holds_the_best_epochs_buffers():
     """A tiny ResNet-19: the BN running statistics come from the best epoch too."""
     cfg = toy_config(epochs=3, select="best", lr=0.05)
-    cfg = replace(cfg, "model", name="resnet19", arch={"width": 2, "in_channels": 1})
+    cfg = replace(cfg, "model", name="resnet19", options={"width": 2, "in_channels": 1})
     result, states, test = _fit_best(cfg, flip_after=1)
     assert any(k.endswith("running_mean") for k in result.best_state)
     assert_same_state(result.best_state, states[result.best_epoch - 1])

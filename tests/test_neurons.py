@@ -6,7 +6,9 @@ import torch.nn.functional as F
 from torch._dynamo.utils import counters
 
 from dspike import build_model
+from dspike.checks import ConfigError
 from dspike.neurons import LIF, lif, lif_reference, set_lif_backend
+from dspike.spec import NeuronSpec
 from dspike.surrogate import Dspike, Rectangular, Triangular
 
 
@@ -51,8 +53,8 @@ def test_reset_gradient_is_used_unless_detached():
 def test_module_folded_layout_equals_time_major():
     torch.manual_seed(1)
     x = torch.randn(4, 2, 3, 5, 5)
-    plain = LIF(tau=0.4)(x)
-    folded = LIF(tau=0.4, time_steps=4)(x.flatten(0, 1))
+    plain = LIF(NeuronSpec(tau=0.4))(x)
+    folded = LIF(NeuronSpec(tau=0.4), time_steps=4)(x.flatten(0, 1))
     torch.testing.assert_close(folded, plain.flatten(0, 1))
 
 
@@ -63,7 +65,7 @@ def test_no_state_survives_between_calls():
 
 
 def test_firing_rate_recording():
-    m = LIF(tau=0.0, v_threshold=0.5)
+    m = LIF(NeuronSpec(tau=0.0, v_threshold=0.5))
     m.record_rate = True
     m(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
     assert m.firing_rate == pytest.approx(3 / 4)
@@ -73,7 +75,7 @@ def test_firing_rate_recording():
 
 def test_firing_rate_exact_beyond_half_precision_range():
     """70,000 spikes in float16 overflow a float16 sum (max 65504); the count must stay exact."""
-    m = LIF(tau=0.0, v_threshold=0.5)
+    m = LIF(NeuronSpec(tau=0.0, v_threshold=0.5))
     m.record_rate = True
     x = torch.ones(1, 70_000, dtype=torch.float16)
     m(x)
@@ -84,16 +86,15 @@ def test_firing_rate_exact_beyond_half_precision_range():
 
 def test_bad_tau():
     with pytest.raises(ValueError, match="tau"):
-        LIF(tau=1.5)
+        LIF(NeuronSpec(tau=1.5))
 
 
 def test_backend_names_are_checked():
-    with pytest.raises(ValueError, match="backend must be one of"):
-        LIF(backend="jit")
+    with pytest.raises(ConfigError, match=r"neuron\.backend: .*one of") as err:
+        LIF(NeuronSpec(backend="jit"))
+    assert err.value.key == "neuron.backend"
     with pytest.raises(ValueError, match="backend must be one of"):
         lif(torch.zeros(2, 3), backend="fused")
-    with pytest.raises(ValueError, match="lif_backend must be one of"):
-        build_model("toy_cnn", 10, lif_backend="triton")
     m = LIF()
     with pytest.raises(ValueError, match="backend"):
         m.backend = "Compiled"
@@ -107,7 +108,8 @@ def test_set_lif_backend_reaches_every_lif():
     lifs = [m for m in model.modules() if isinstance(m, LIF)]
     assert n == len(lifs) > 10
     assert {m.backend for m in lifs} == {"compiled"}
-    assert build_model("toy_cnn", 10, lif_backend="compiled").spec.lif_backend == "compiled"
+    compiled = build_model("toy_cnn", 10, spec=NeuronSpec(backend="compiled"))
+    assert compiled.spec.backend == "compiled" and compiled.act1.backend == "compiled"
 
 
 def test_compiled_backend_needs_functional_surrogate():
@@ -178,7 +180,9 @@ def test_compiled_network_step_equals_eager():
     """A ResNet-18 step (19 LIFs of 9 sizes) compiles at most one forward and one backward."""
     torch.manual_seed(0)
     eager = build_model("resnet18", 10, time_steps=7, width=4).double()
-    compiled = build_model("resnet18", 10, time_steps=7, width=4, lif_backend="compiled").double()
+    compiled = build_model(
+        "resnet18", 10, time_steps=7, width=4, spec=NeuronSpec(backend="compiled")
+    ).double()
     compiled.load_state_dict(eager.state_dict())
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
     before = _graphs()

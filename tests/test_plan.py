@@ -13,7 +13,7 @@ import torch
 import yaml
 from engine_support import one_thread
 
-from dspike.data import build_dataset, materialize_bundled
+from dspike.data import DATASETS, build_dataset, materialize_bundled
 from pipelines.params import REPO_ROOT, deep_merge, load_params
 from pipelines.plan.__main__ import main as plan_cli
 from pipelines.plan.chains import Chain, assign
@@ -23,7 +23,7 @@ from pipelines.plan.estimate import estimate
 from pipelines.plan.measure import measure_key
 from pipelines.plan.report import build_plan, chain_script
 from pipelines.plan.throughput import Throughput, parse_given, table_path
-from pipelines.plan.workload import SPLITS, StepKey, Term, Workload, launcher_processes, workload
+from pipelines.plan.workload import StepKey, Term, Workload, launcher_processes, workload
 
 PAPER = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 SMOKE = deep_merge(PAPER, yaml.safe_load((REPO_ROOT / "params.smoke.yaml").read_text()))
@@ -92,7 +92,7 @@ def test_bundled_sizes_are_what_the_real_loaders_read(tmp_path):
         root = tmp_path / name
         materialize_bundled(name, root)
         sets = [build_dataset(name, root, train=train) for train in (True, False)]
-        assert tuple(len(s) for s in sets) == SPLITS["bundled"][name], name
+        assert tuple(len(s) for s in sets) == DATASETS[name].bundled_splits, name
 
 
 def test_smoke_sizes_are_the_bundled_splits_capped(smoke):

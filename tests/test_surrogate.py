@@ -54,6 +54,41 @@ def test_dspike_grad_integrates_to_one(b):
     assert math.isclose(float(integral), 1.0, rel_tol=1e-6)
 
 
+@pytest.mark.parametrize("v_th", [0.2, 1.0, 3.0])
+@pytest.mark.parametrize("b", [0.5, 2.0, 8.0])
+def test_dspike_window_scales_with_the_threshold(b, v_th):
+    """At V_th != 0.5 Dspike is the paper's curve stretched by 2 V_th about the threshold:
+    window |v| <= V_th (u in [0, 2 V_th]), primitive(2 V_th x) = Dspike_0.5(x), and the
+    gradient scaled by 1 / (2 V_th); it still integrates to one."""
+    x = torch.linspace(-1.0, 1.0, 2001, dtype=torch.float64)  # v at the paper's V_th = 0.5
+    paper, scaled = Dspike(b), Dspike(b, v_threshold=v_th)
+    k = 2.0 * v_th
+    torch.testing.assert_close(scaled.primitive(k * x), paper.primitive(x), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(k * scaled.grad(k * x), paper.grad(x), rtol=1e-12, atol=1e-14)
+    v = k * x
+    assert scaled.grad(v)[v.abs() > v_th].eq(0).all()
+    assert scaled.grad(v)[v.abs() < v_th].gt(0).all()
+    window = torch.linspace(-v_th, v_th, 200_001, dtype=torch.float64)
+    assert math.isclose(float(torch.trapezoid(scaled.grad(window), window)), 1.0, rel_tol=1e-6)
+
+
+def test_lif_and_model_give_dspike_their_threshold():
+    """A network at V_th = 1 trains with Dspike's window at 1: gradient at u = 1.8 (v = 0.8)."""
+    from dspike import build_model
+    from dspike.neurons import LIF
+    from dspike.spec import NeuronSpec
+
+    spec = NeuronSpec(v_threshold=1.0)
+    lif = LIF(spec)
+    assert lif.surrogate.v_threshold == 1.0
+    model = build_model("toy_cnn", 10, spec=spec)
+    assert model.act1.surrogate.v_threshold == 1.0
+    v = torch.tensor([0.8], dtype=torch.float64)
+    assert float(lif.surrogate.grad(v)) > 0 and float(Dspike(1.0).grad(v)) == 0
+    with pytest.raises(ValueError, match="window"):
+        LIF(spec, surrogate=Dspike(1.0))
+
+
 def test_lemma_4_1_limits():
     x = torch.linspace(0.0, 1.0, 101, dtype=torch.float64)
     v = x - 0.5

@@ -26,7 +26,7 @@ from pipelines import fig3
 from pipelines.params import load_params
 from pipelines.prepare import prepare
 from pipelines.train import main as train_main
-from pipelines.training import build_config
+from pipelines.train_config import build_config
 
 pytestmark = pytest.mark.integration
 

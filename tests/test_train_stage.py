@@ -17,7 +17,7 @@ from dspike.engine import PLOT_COLUMNS
 from pipelines.params import load_params
 from pipelines.prepare import prepare
 from pipelines.train import main
-from pipelines.training import build_config
+from pipelines.train_config import build_config
 
 PARAMS = stage_params(
     {
@@ -135,12 +135,32 @@ def test_bad_config_is_rejected_naming_the_key(workdir, capsys, argv, key):
     assert not [p for p in ("models", "metrics", "checkpoints") if (workdir / p).exists()]
 
 
+def test_neuron_and_tdbn_sections_load_into_the_spec_and_bad_values_name_their_key():
+    """params.yaml's ``neuron``/``tdbn`` become ``model.spec`` as they are; the network the
+    config builds fires at that threshold with Dspike windowed there; a bad value is reported
+    under its params key, before any work."""
+    from dspike.engine import ConfigError, build_network
+
+    params = stage_params({"s": toy_stage("snn", 2, 1, 0.1, "dspike")},
+                          neuron={"v_threshold": 0.8}, tdbn={"form": "init"})  # fmt: skip
+    spec = build_config(params, "s", 0).model.spec
+    assert (spec.v_threshold, spec.form, spec.tau) == (0.8, "init", 0.25)
+    lif = build_network(build_config(params, "s", 0)).act1
+    assert lif.v_threshold == 0.8 and lif.surrogate.v_threshold == 0.8
+    for section, key, value in [("neuron", "tau", 1.5), ("neuron", "backend", "jit"),
+                                ("tdbn", "alpha", -1.0)]:  # fmt: skip
+        bad = stage_params({"s": toy_stage("snn", 2, 1, 0.1, "dspike")}, **{section: {key: value}})
+        with pytest.raises(ConfigError) as err:
+            build_config(bad, "s", 0)
+        assert err.value.key == f"{section}.{key}"
+
+
 def test_select_best_ships_the_weights_of_the_epoch_it_reports(workdir):
     """``train.select: best``: the saved weights, evaluated on the test split, give ``acc``."""
     from dspike.data import make_loader
     from dspike.energy import measure_activity
     from dspike.engine import build_network, distributed
-    from pipelines.training import build_datasets
+    from pipelines.train_data import build_datasets
 
     main(_argv("mnist_best", 0))
     metrics = json.loads((workdir / "metrics/mnist_best/seed0.json").read_text())

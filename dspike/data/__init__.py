@@ -1,63 +1,84 @@
-"""Datasets of the paper (MNIST, CIFAR-10/100, CIFAR10-DVS, ImageNet), its transforms, bundled
-offline samples in the real on-disk formats, and a DVS event simulator."""
+"""Datasets of the paper (MNIST, CIFAR-10/100, CIFAR10-DVS, ImageNet): the registry of what is
+known about each (:mod:`.registry`), the real loaders with the paper's transforms, bundled offline
+samples in the real on-disk formats, and a DVS event simulator.
 
-from .builders import build_dataset, checked_image_loader
-from .bundled import (
-    DATASETS,
-    SUBSTITUTES,
-    bundle_info,
-    bundled_dir,
-    load_bundled_cifar10,
-    materialize_bundled,
-)
-from .dvs_frames import (
-    DVS_CLASSES,
-    DVSFrames,
-    FrameOptions,
-    frame_options,
-    open_cifar10dvs,
-    prepare_dvs_frames,
-    split_indices,
-)
-from .dvs_sim import EVENT_DTYPE, read_aedat4, saccade_path, simulate_saccade, write_aedat4
-from .errors import CorruptDataError, DatasetNotFoundError
-from .loader import make_loader
-from .subset import random_subset
-from .transforms import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    CIFAR100_MEAN,
-    CIFAR100_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    MNIST_MEAN,
-    MNIST_STD,
-    NORMALIZATION,
-    Cutout,
-    RandomRoll,
-    cifar_transform,
-    dvs_transform,
-    imagenet_transform,
-    mnist_transform,
-)
+The names below are loaded on first use (PEP 562): ``from dspike.data import DATASETS`` reads the
+registry without importing torchvision, so report stages can use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .builders import build_dataset, checked_image_loader
+    from .bundled import bundle_info, bundled_dir, load_bundled_cifar10, materialize_bundled
+    from .dvs_frames import (
+        DVS_CLASSES,
+        DVSFrames,
+        FrameOptions,
+        frame_options,
+        open_cifar10dvs,
+        prepare_dvs_frames,
+        split_indices,
+    )
+    from .dvs_sim import EVENT_DTYPE, read_aedat4, saccade_path, simulate_saccade, write_aedat4
+    from .errors import CorruptDataError, DatasetNotFoundError
+    from .loader import make_loader
+    from .registry import DATASETS, DatasetInfo, dataset_info
+    from .subset import random_subset
+    from .transforms import (
+        Cutout,
+        RandomRoll,
+        cifar_transform,
+        dvs_transform,
+        imagenet_transform,
+        mnist_transform,
+    )
+
+_EXPORTS = {
+    "build_dataset": "builders",
+    "checked_image_loader": "builders",
+    "bundle_info": "bundled",
+    "bundled_dir": "bundled",
+    "load_bundled_cifar10": "bundled",
+    "materialize_bundled": "bundled",
+    "DVS_CLASSES": "dvs_frames",
+    "DVSFrames": "dvs_frames",
+    "FrameOptions": "dvs_frames",
+    "frame_options": "dvs_frames",
+    "open_cifar10dvs": "dvs_frames",
+    "prepare_dvs_frames": "dvs_frames",
+    "split_indices": "dvs_frames",
+    "EVENT_DTYPE": "dvs_sim",
+    "read_aedat4": "dvs_sim",
+    "saccade_path": "dvs_sim",
+    "simulate_saccade": "dvs_sim",
+    "write_aedat4": "dvs_sim",
+    "CorruptDataError": "errors",
+    "DatasetNotFoundError": "errors",
+    "make_loader": "loader",
+    "random_subset": "subset",
+    "Cutout": "transforms",
+    "RandomRoll": "transforms",
+    "cifar_transform": "transforms",
+    "dvs_transform": "transforms",
+    "imagenet_transform": "transforms",
+    "mnist_transform": "transforms",
+    "DATASETS": "registry",
+    "DatasetInfo": "registry",
+    "dataset_info": "registry",
+}
 
 __all__ = [
-    "CIFAR10_MEAN",
-    "CIFAR10_STD",
-    "CIFAR100_MEAN",
-    "CIFAR100_STD",
     "DATASETS",
     "DVS_CLASSES",
     "EVENT_DTYPE",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "MNIST_MEAN",
-    "MNIST_STD",
-    "NORMALIZATION",
-    "SUBSTITUTES",
     "CorruptDataError",
     "Cutout",
     "DVSFrames",
+    "DatasetInfo",
     "DatasetNotFoundError",
     "FrameOptions",
     "RandomRoll",
@@ -66,6 +87,7 @@ __all__ = [
     "bundled_dir",
     "checked_image_loader",
     "cifar_transform",
+    "dataset_info",
     "dvs_transform",
     "frame_options",
     "imagenet_transform",
@@ -82,3 +104,15 @@ __all__ = [
     "split_indices",
     "write_aedat4",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

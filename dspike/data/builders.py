@@ -17,15 +17,16 @@ from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 
 from . import transforms as tr
-from .bundled import DATASETS, bundle_info
+from .bundled import bundle_info
 from .dvs_frames import MANIFEST, DVSFrames, frame_options, prepare_dvs_frames
-from .errors import HOW_TO_GET, CorruptDataError, DatasetNotFoundError
+from .errors import CorruptDataError, DatasetNotFoundError
+from .registry import DATASETS, DatasetInfo, dataset_info
 from .safe_pickle import check_plain_pickle
 
 
 def _checked(name: str, path: Path) -> Path:
     if not path.is_file():
-        raise DatasetNotFoundError(name, path, HOW_TO_GET[name])
+        raise DatasetNotFoundError(name, path, DATASETS[name].how_to_get)
     return path
 
 
@@ -44,7 +45,7 @@ def _check_idx(path: Path) -> None:
         raise CorruptDataError(path, f"{len(data)} bytes, header {dims} needs {expected}")
 
 
-def _mnist(root: Path, train: bool, download: bool) -> Dataset:
+def _mnist(info: DatasetInfo, root: Path, train: bool, download: bool) -> Dataset:
     prefix = "train" if train else "t10k"
     try:
         for kind in ("images-idx3", "labels-idx1"):
@@ -93,19 +94,22 @@ def _verify_md5(name: str, folder: Path, expected: list[tuple[str, str]]) -> Non
             raise CorruptDataError(path, f"MD5 differs from {want} (truncated or modified?)")
 
 
-def _cifar(name: str, root: Path, train: bool, download: bool, augment: bool, **opts) -> Dataset:
+def _cifar(
+    info: DatasetInfo, root: Path, train: bool, download: bool, augment: bool, **opts
+) -> Dataset:
     """torchvision CIFAR10/100; bundled copies are verified against their manifest's MD5s.
 
     Real data: torchvision checks the official MD5s itself; only when that fails are the files
     checked here one by one, to name the bad one. ``download`` fetches only when a check fails.
     """
+    name = info.name
     cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
     kwargs = dict(train=train, transform=tr.cifar_transform(name, train, augment, **opts))
     folder = root / cls.base_folder
-    info = bundle_info(root, name)
+    bundle = bundle_info(root, name)
     try:
-        if info:
-            md5 = {k: v["md5"] for k, v in info["files"].items()}
+        if bundle:
+            md5 = {k: v["md5"] for k, v in bundle["files"].items()}
             expected = [(f, md5[f"{cls.base_folder}/{f}"]) for f, _ in _cifar_files(cls)]
             _verify_md5(name, folder, expected)
             for f, _ in expected:  # the manifest lies in the data folder: it vouches for nothing
@@ -139,16 +143,18 @@ def checked_image_loader(path: str) -> Image.Image:
         raise CorruptDataError(path, f"{type(err).__name__}: {err}") from None
 
 
-def _imagenet(root: Path, train: bool, download: bool, augment: bool, **opts) -> Dataset:
+def _imagenet(
+    info: DatasetInfo, root: Path, train: bool, download: bool, augment: bool, **opts
+) -> Dataset:
     if download:
-        raise ValueError(f"imagenet cannot be downloaded. {HOW_TO_GET['imagenet']}")
+        raise ValueError(f"imagenet cannot be downloaded. {DATASETS['imagenet'].how_to_get}")
     split = "train" if train else "val"
     transform = tr.imagenet_transform(train, augment, **opts)
     if (root / "ILSVRC2012_devkit_t12.tar.gz").is_file() or (root / "meta.bin").is_file():
         return tvd.ImageNet(root, split=split, transform=transform, loader=checked_image_loader)
     for folder in {root / "train", root / split}:
         if not folder.is_dir():
-            raise DatasetNotFoundError("imagenet", folder, HOW_TO_GET["imagenet"])
+            raise DatasetNotFoundError("imagenet", folder, DATASETS["imagenet"].how_to_get)
     return _TrainIndexedFolder(root / split, root / "train", transform=transform,
                                loader=checked_image_loader)  # fmt: skip
 
@@ -162,7 +168,7 @@ class _TrainIndexedFolder(tvd.ImageFolder):
         self._train_root = train_root
         super().__init__(root, allow_empty=root != train_root, **kwargs)
         if not self.samples:
-            raise DatasetNotFoundError("imagenet", root, HOW_TO_GET["imagenet"])
+            raise DatasetNotFoundError("imagenet", root, DATASETS["imagenet"].how_to_get)
 
     def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
         classes, index = super().find_classes(self._train_root)
@@ -179,7 +185,9 @@ class _TrainIndexedFolder(tvd.ImageFolder):
 # --- CIFAR10-DVS -------------------------------------------------------------------------------
 
 
-def _cifar10dvs(root: Path, train: bool, download: bool, augment: bool, **opts) -> Dataset:
+def _cifar10dvs(
+    info: DatasetInfo, root: Path, train: bool, download: bool, augment: bool, **opts
+) -> Dataset:
     frame_opts = frame_options(opts)
     opts = {k: v for k, v in opts.items() if k not in frame_opts}
     workers = opts.pop("prepare_workers", 0)
@@ -190,7 +198,7 @@ def _cifar10dvs(root: Path, train: bool, download: bool, augment: bool, **opts) 
 
             open_cifar10dvs(root, download=True)
         elif not (root / "CIFAR10DVS").is_dir():
-            raise DatasetNotFoundError("cifar10dvs", root, HOW_TO_GET["cifar10dvs"])
+            raise DatasetNotFoundError("cifar10dvs", root, DATASETS["cifar10dvs"].how_to_get)
         key = "_".join(f"{k}={frame_opts[k]}" for k in sorted(frame_opts)) or "default"
         cache = root / "CIFAR10DVS_frames" / key
         root = prepare_dvs_frames(root, cache, workers=workers, **frame_opts)
@@ -209,7 +217,8 @@ def build_dataset(
     augment: bool = True,
     **options,
 ) -> Dataset:
-    """The dataset ``name`` under ``root``, yielding (float32 tensor, int label).
+    """The dataset ``name`` under ``root``, yielding (float32 tensor, int label), opened by the
+    builder its registry record names (:mod:`dspike.data.registry`).
 
     Shapes: mnist [1,28,28]; cifar10/cifar100 [3,32,32]; imagenet [3,crop,crop] (crop_size=224);
     cifar10dvs [T,2,48,48] frames (T=time_steps=10). ``augment=False`` gives the test transform
@@ -218,13 +227,12 @@ def build_dataset(
     ``root`` holds the raw tonic tree rather than a frame cache; the cache then goes to
     ``root/CIFAR10DVS_frames/<options>/``).
     """
-    root = Path(root).expanduser()
-    if name == "mnist":
-        return _mnist(root, train, download, **options)
-    if name in ("cifar10", "cifar100"):
-        return _cifar(name, root, train, download, augment, **options)
-    if name == "imagenet":
-        return _imagenet(root, train, download, augment, **options)
-    if name == "cifar10dvs":
-        return _cifar10dvs(root, train, download, augment, **options)
-    raise ValueError(f"unknown dataset {name!r}; choose from {DATASETS}")
+    info = dataset_info(name)
+    build = _BUILDERS[info.builder]
+    if info.augmented:
+        options["augment"] = augment
+    return build(info, Path(root).expanduser(), train, download, **options)
+
+
+# The builders registry records name (DatasetInfo.builder).
+_BUILDERS = {f.__name__: f for f in (_mnist, _cifar, _imagenet, _cifar10dvs)}

@@ -15,6 +15,9 @@ data/bundled/README.md):
   tables.
 - imagenet: ``train/`` and ``val/`` ImageFolder trees of real Imagenette JPEGs (10 ImageNet
   classes, 5 per class and split).
+
+Each dataset's label for its bundled stand-in (SUBSET, SUBSTITUTE, SIMULATED) is its registry
+record's ``substitute`` (:mod:`dspike.data.registry`).
 - cifar10dvs: SIMULATED. ``CIFAR10DVS/<class>/cifar10_<class>_<i>.aedat4`` made by
   ``simulate_saccade`` from bundled CIFAR-10 images (n_per_class each), plus a marker
   ``CIFAR10DVS.zip`` (tonic checks that the archive is present; ours holds only a note).
@@ -45,16 +48,8 @@ from ..io import atomic_write_text, replace_dir
 from .dvs_frames import DVS_CLASSES
 from .dvs_sim import simulate_saccade, write_aedat4
 from .errors import DatasetNotFoundError
+from .registry import dataset_info
 
-DATASETS = ("mnist", "cifar10", "cifar100", "cifar10dvs", "imagenet")
-SUBSTITUTES = {
-    "cifar10": "SUBSET: 2,000 bundled CIFAR-10 images, all from the official test set (1,600 used "
-    "as 'train', 400 as 'test'), not the 50k/10k splits",
-    "cifar100": "SUBSTITUTE: bundled CIFAR-10 images in CIFAR-100 format (10 of 100 labels "
-    "used), not CIFAR-100",
-    "cifar10dvs": "SIMULATED: CIFAR-10 images moved in front of a software DVS "
-    "(dspike.data.simulate_saccade), not the recorded CIFAR10-DVS",
-}
 CIFAR10_CLASSES = DVS_CLASSES  # same names, same order (tonic labels = CIFAR-10 labels)
 CIFAR_TRAIN_PER_CLASS = 160  # of the 200 bundled images per class; the other 40 are "test"
 
@@ -220,8 +215,7 @@ def materialize_bundled(name: str, root: str | Path, **options) -> Path:
     recordings per class). A folder in the way that is not from an earlier bundle is left alone
     and an error is raised.
     """
-    if name not in _WRITERS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {DATASETS}")
+    dataset_info(name)  # an unknown name is a ValueError naming the datasets
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     manifest = _manifest_path(root, name)
@@ -243,7 +237,8 @@ def materialize_bundled(name: str, root: str | Path, **options) -> Path:
         manifest.unlink(missing_ok=True)
         for top in sorted(tmp.iterdir()):
             replace_dir(top, root / top.name)
-    info = dict(name=name, options=options, substitute=SUBSTITUTES.get(name), files=files,
+    info = dict(name=name, options=options, substitute=dataset_info(name).substitute,
+                files=files,
                 top=sorted({Path(rel).parts[0] for rel in files}))  # fmt: skip
     atomic_write_text(manifest, json.dumps(info, indent=1))
     return root

@@ -31,7 +31,8 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from ..io import atomic_dir, save_tensors
-from .errors import HOW_TO_GET, CorruptDataError, DatasetNotFoundError
+from .errors import CorruptDataError, DatasetNotFoundError
+from .registry import DATASETS
 
 DVS_CLASSES = (
     "airplane",
@@ -213,7 +214,7 @@ def open_cifar10dvs(root: str | Path, *, download: bool = False, transform: Call
     if not (folder / "CIFAR10DVS.zip").is_file() or not any(folder.glob("*/*.aedat4")):
         if download:
             return _tonic_cifar10dvs()(str(root), transform=transform)
-        raise DatasetNotFoundError("cifar10dvs", folder, HOW_TO_GET["cifar10dvs"])
+        raise DatasetNotFoundError("cifar10dvs", folder, DATASETS["cifar10dvs"].how_to_get)
     from .tonic_compat import CIFAR10DVS
 
     return CIFAR10DVS(str(root), transform=transform)

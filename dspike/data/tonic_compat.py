@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from tonic.datasets import CIFAR10DVS as _TonicCIFAR10DVS
 
-from .errors import HOW_TO_GET, DatasetNotFoundError
+from .errors import DatasetNotFoundError
+from .registry import DATASETS
 
 
 class CIFAR10DVS(_TonicCIFAR10DVS):
@@ -24,4 +25,5 @@ class CIFAR10DVS(_TonicCIFAR10DVS):
         )
 
     def download(self) -> None:
-        raise DatasetNotFoundError("cifar10dvs", self.location_on_system, HOW_TO_GET["cifar10dvs"])
+        how = DATASETS["cifar10dvs"].how_to_get
+        raise DatasetNotFoundError("cifar10dvs", self.location_on_system, how)

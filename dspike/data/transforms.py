@@ -8,6 +8,8 @@
 - ImageNet (Sec. 5.3): the standard ResNet recipe [30], RandomResizedCrop 224 + flip; test: resize
   256, centre crop 224.
 - MNIST (Sec. 4, toy problem): tensor + normalisation.
+
+Normalisation statistics are the registry's (:data:`dspike.data.registry.DATASETS`).
 """
 
 from __future__ import annotations
@@ -15,18 +17,7 @@ from __future__ import annotations
 import torch
 from torchvision import transforms as T
 
-# Per-channel mean and std of the training sets, in [0, 1] units.
-MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-NORMALIZATION = {
-    "mnist": (MNIST_MEAN, MNIST_STD),
-    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
-    "cifar100": (CIFAR100_MEAN, CIFAR100_STD),
-    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
-}
+from .registry import DATASETS
 
 
 class Cutout(torch.nn.Module):
@@ -73,7 +64,8 @@ class RandomRoll(torch.nn.Module):
 
 def mnist_transform() -> T.Compose:
     """MNIST (train and test): PIL -> float tensor [1,28,28] -> normalise."""
-    return T.Compose([T.ToTensor(), T.Normalize(MNIST_MEAN, MNIST_STD)])
+    info = DATASETS["mnist"]
+    return T.Compose([T.ToTensor(), T.Normalize(info.mean, info.std)])
 
 
 def cifar_transform(
@@ -85,7 +77,7 @@ def cifar_transform(
     cutout: int = 16,
 ) -> T.Compose:
     """CIFAR-10/100 pipeline of Sec. 5.1; ``cutout=0`` or ``autoaugment=False`` drops that step."""
-    mean, std = NORMALIZATION[name]
+    mean, std = DATASETS[name].mean, DATASETS[name].std
     steps: list = []
     if train and augment:
         steps += [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]
@@ -105,7 +97,8 @@ def imagenet_transform(
         steps = [T.RandomResizedCrop(crop_size), T.RandomHorizontalFlip()]
     else:
         steps = [T.Resize(resize_size), T.CenterCrop(crop_size)]
-    return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    info = DATASETS["imagenet"]
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(info.mean, info.std)])
 
 
 def dvs_transform(train: bool, augment: bool = True, *, max_shift: int = 5) -> T.Compose | None:

@@ -9,13 +9,13 @@ offending field ("optim.lr").
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..models import MODELS
-from ..neurons import LIF_BACKENDS
+from ..checks import ConfigError, check_at_least, check_choice, check_number
+from ..models import MODELS, MODES
+from ..spec import NeuronSpec
 
 __all__ = [
     "SCHEDULES",
@@ -35,31 +35,18 @@ SCHEDULES = ("cosine", "constant")
 SELECTIONS = ("final", "best")
 
 
-class ConfigError(ValueError):
-    """A bad configuration value; ``key`` is the dotted field name."""
-
-    def __init__(self, key: str, message: str) -> None:
-        self.key, self.message = key, message
-        super().__init__(f"{key}: {message}")
-
-
 @dataclass
 class ModelConfig:
-    """Network (Sec. 5.1) and neuron/tdBN constants; ``init`` is a state_dict file to start from:
-    the ANN for the first SNN (Sec. 5.2) or the higher-T SNN for TIT (Sec. 4.4)."""
+    """Network (Sec. 5.1) and its neuron/tdBN constants (``spec``, validated when made);
+    ``init`` is a state_dict file to start from: the ANN for the first SNN (Sec. 5.2) or the
+    higher-T SNN for TIT (Sec. 4.4)."""
 
     name: str = "resnet18"
     mode: str = "snn"
     time_steps: int = 6
     num_classes: int = 10
-    arch: dict[str, Any] = field(default_factory=dict)  # width, head, in_channels, image_size
-    tau: float = 0.25
-    v_threshold: float = 0.5
-    alpha: float = 1.0
-    alpha_residual: float = 0.7071067811865476  # tdBN: 1/sqrt(2) where branches add
-    tdbn_form: str = "scale"
-    detach_reset: bool = False
-    lif_backend: str = "eager"  # "compiled": fused torch.compile LIF kernels
+    options: dict[str, Any] = field(default_factory=dict)  # width, head, in_channels, image_size
+    spec: NeuronSpec = field(default_factory=NeuronSpec)
     init: str = ""
 
 
@@ -114,25 +101,25 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def flat(self) -> dict[str, Any]:
-        """``{"optim.lr": 0.01, ...}``: the parameters a tracker logs."""
+        """``{"optim.lr": 0.01, "model.spec.tau": 0.25, ...}``: the parameters a tracker logs."""
         out: dict[str, Any] = {}
         for group, values in dataclasses.asdict(self).items():
             for key, value in values.items():
-                out[f"{group}.{key}"] = value
+                if key == "spec":
+                    out.update({f"{group}.spec.{k}": v for k, v in value.items()})
+                else:
+                    out[f"{group}.{key}"] = value
         return out
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` naming the first bad field; return ``self``."""
         m, s, o, d, r = self.model, self.surrogate, self.optim, self.data, self.run
-        _choice("model.name", m.name, tuple(sorted(MODELS)))
-        _choice("model.mode", m.mode, ("snn", "ann"))
-        _at_least("model.time_steps", m.time_steps, 1)
-        _at_least("model.num_classes", m.num_classes, 1)
-        _number("model.tau", m.tau, low=0.0, high=1.0)
-        _number("model.v_threshold", m.v_threshold, positive=True)
-        _number("model.alpha", m.alpha, positive=True)
-        _choice("model.tdbn_form", m.tdbn_form, ("scale", "init"))
-        _choice("model.lif_backend", m.lif_backend, LIF_BACKENDS)
+        check_choice("model.name", m.name, tuple(sorted(MODELS)))
+        check_choice("model.mode", m.mode, MODES)
+        check_at_least("model.time_steps", m.time_steps, 1)
+        check_at_least("model.num_classes", m.num_classes, 1)
+        if not isinstance(m.spec, NeuronSpec):
+            raise ConfigError("model.spec", f"must be a NeuronSpec, got {m.spec!r}")
         if m.init and not Path(m.init).is_file():
             raise ConfigError("model.init", f"no such file {m.init!r}")
         if s.name == "fdg":
@@ -141,51 +128,21 @@ class TrainConfig:
                 "'fdg' (training with finite differences, Table 1) is done by the toy study "
                 "(dspike.studies), not the training engine",
             )
-        _choice("surrogate.name", s.name, SURROGATES)
+        check_choice("surrogate.name", s.name, SURROGATES)
         if (m.mode == "ann") != (s.name == "none"):
             want = "'none'" if m.mode == "ann" else f"one of {SURROGATES[1:]}"
             raise ConfigError("surrogate.name", f"mode {m.mode!r} needs {want}, got {s.name!r}")
-        _number("surrogate.temperature", s.temperature, positive=True)
-        _number("surrogate.delta", s.delta, positive=True)
-        _number("surrogate.fdg_epsilon", s.fdg_epsilon, positive=True)
-        _at_least("surrogate.fdg_batch_size", s.fdg_batch_size, 1)
-        _number("optim.lr", o.lr, positive=True)
-        _number("optim.momentum", o.momentum, low=0.0, high=1.0)
-        _number("optim.weight_decay", o.weight_decay, low=0.0)
-        _choice("optim.schedule", o.schedule, SCHEDULES)
-        _at_least("data.batch_size", d.batch_size, 1)
-        _at_least("data.workers", d.workers, 0)
-        _at_least("run.epochs", r.epochs, 1)
-        _at_least("run.seed", r.seed, 0)
-        _choice("run.select", r.select, SELECTIONS)
+        check_number("surrogate.temperature", s.temperature, positive=True)
+        check_number("surrogate.delta", s.delta, positive=True)
+        check_number("surrogate.fdg_epsilon", s.fdg_epsilon, positive=True)
+        check_at_least("surrogate.fdg_batch_size", s.fdg_batch_size, 1)
+        check_number("optim.lr", o.lr, positive=True)
+        check_number("optim.momentum", o.momentum, low=0.0, high=1.0)
+        check_number("optim.weight_decay", o.weight_decay, low=0.0)
+        check_choice("optim.schedule", o.schedule, SCHEDULES)
+        check_at_least("data.batch_size", d.batch_size, 1)
+        check_at_least("data.workers", d.workers, 0)
+        check_at_least("run.epochs", r.epochs, 1)
+        check_at_least("run.seed", r.seed, 0)
+        check_choice("run.select", r.select, SELECTIONS)
         return self
-
-
-def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(key, f"unknown value {value!r}; expected one of {list(choices)}")
-
-
-def _at_least(key: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(key, f"must be an integer >= {low}, got {value!r}")
-
-
-def _number(
-    key: str,
-    value: Any,
-    *,
-    positive: bool = False,
-    low: float | None = None,
-    high: float | None = None,
-) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and positive:
-        ok = value > 0
-    if ok and low is not None:
-        ok = value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        bounds = "> 0" if positive else f"in [{low}, {high if high is not None else 'inf'}]"
-        raise ConfigError(key, f"must be a finite number {bounds}, got {value!r}")

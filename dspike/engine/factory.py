@@ -23,12 +23,15 @@ __all__ = [
 ]
 
 
-def build_surrogate_from(cfg: SurrogateConfig) -> Surrogate | None:
-    """The configured surrogate (``None`` for the ANN); Dspike starts at ``temperature``."""
+def build_surrogate_from(cfg: SurrogateConfig, v_threshold: float) -> Surrogate | None:
+    """The configured surrogate (``None`` for the ANN) of a LIF firing at ``v_threshold``:
+    Dspike starts at ``temperature``; Dspike's and the triangular window sit at the threshold."""
     if cfg.name == "none":
         return None
     if cfg.name in ("dspike", "dspike_adaptive"):
-        return build_surrogate("dspike", temperature=cfg.temperature)
+        return build_surrogate("dspike", temperature=cfg.temperature, v_threshold=v_threshold)
+    if cfg.name == "triangular":
+        return build_surrogate(cfg.name, v_threshold=v_threshold)
     return build_surrogate(cfg.name)
 
 
@@ -41,15 +44,9 @@ def build_network(cfg: TrainConfig) -> SpikingNet:
         m.num_classes,
         m.mode,
         m.time_steps,
-        surrogate=build_surrogate_from(cfg.surrogate),
-        tau=m.tau,
-        v_threshold=m.v_threshold,
-        alpha=m.alpha,
-        alpha_residual=m.alpha_residual,
-        tdbn_form=m.tdbn_form,
-        detach_reset=m.detach_reset,
-        lif_backend=m.lif_backend,
-        **m.arch,
+        surrogate=build_surrogate_from(cfg.surrogate, m.spec.v_threshold),
+        spec=m.spec,
+        **m.options,
     )
     if m.init:
         try:

@@ -184,15 +184,16 @@ class _Trainer:
 
     # --- checkpoints --------------------------------------------------------------------------
 
-    def _arch(self) -> dict[str, Any]:
+    def _network(self) -> dict[str, Any]:
+        """The network a checkpoint must have been written for: name, mode, T and options."""
         m = self.config.model
-        return {"name": m.name, "mode": m.mode, "time_steps": m.time_steps, **m.arch}
+        return {"name": m.name, "mode": m.mode, "time_steps": m.time_steps, **m.options}
 
     def _check_checkpoint(self, model: SpikingNet) -> None:
         path, state = self.config.run.checkpoint, self.state
-        if state["arch"] != self._arch():
+        if state.get("network") != self._network():  # None: written by an older dspike
             raise CheckpointError(
-                f"{path} was written for {state['arch']}, not {self._arch()}; "
+                f"{path} was written for {state.get('network')}, not {self._network()}; "
                 "delete it or use another checkpoint path"
             )
         if state["step"] and state["world_size"] != self.info.world_size:
@@ -233,7 +234,7 @@ class _Trainer:
         save_checkpoint(
             self.config.run.checkpoint,
             {
-                "arch": self._arch(),
+                "network": self._network(),
                 "epoch": epoch,
                 "step": step,
                 "ranks": ranks or [],

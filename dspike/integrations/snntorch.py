@@ -4,8 +4,9 @@
 snnTorch's neurons fire ``spike_grad(mem - threshold)``, which is dspike's ``v = u - V_th``
 (:mod:`dspike.surrogate`), so the forward spike is ``v > 0`` and the backward pass is
 :func:`dspike.surrogate.dspike_grad` of that ``v``: non-zero only in Eq. (12)'s window
-``|u - V_th| <= 0.5``, the paper's ``0 <= x <= 1`` when ``threshold = 0.5`` (snnTorch's
-default 1.0 puts it at ``0.5 <= u <= 1.5``). snnTorch detaches its reset, so such a Leaky is
+``|u - V_th| <= V_th``. The surrogate cannot see the neuron's threshold: give it the same one,
+``Dspike(1.0, v_threshold=1.0)`` for snnTorch's default 1.0 (the default here is the paper's
+0.5, :class:`dspike.spec.NeuronSpec`). snnTorch detaches its reset, so such a Leaky is
 dspike's LIF with ``detach_reset=True`` and ``tau = beta``.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..spec import NeuronSpec
 from ..surrogate import Dspike as _Dspike
 from ..surrogate import spike
 from . import _HoldsDspike, _missing
@@ -35,9 +37,11 @@ class Dspike(_HoldsDspike, nn.Module):
     :attr:`dspike` and may be set at any time.
     """
 
-    def __init__(self, temperature: float = 1.0) -> None:
+    def __init__(
+        self, temperature: float = 1.0, v_threshold: float = NeuronSpec.v_threshold
+    ) -> None:
         super().__init__()
-        self.dspike = _Dspike(temperature)
+        self.dspike = _Dspike(temperature, v_threshold)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         return spike(v, self.dspike)

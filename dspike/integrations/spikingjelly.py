@@ -4,8 +4,9 @@
 fire ``surrogate_function(v - v_threshold)``, which is dspike's ``v = u - V_th``
 (:mod:`dspike.surrogate`), so the forward spike is ``v > 0`` and the backward pass is
 :func:`dspike.surrogate.dspike_grad` of that ``v``: non-zero only in Eq. (12)'s window
-``|u - V_th| <= 0.5``. That window is the paper's ``0 <= x <= 1`` when ``V_th = 0.5``, the
-paper's threshold (SpikingJelly's default is 1.0, which puts it at ``0.5 <= u <= 1.5``).
+``|u - V_th| <= V_th``. The surrogate cannot see the neuron's threshold: give it the same one,
+``Dspike(1.0, v_threshold=1.0)`` for SpikingJelly's default 1.0 (the default here is the
+paper's 0.5, :class:`dspike.spec.NeuronSpec`).
 SpikingJelly runs a surrogate it does not know with its PyTorch reference neuron code.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..spec import NeuronSpec
 from ..surrogate import Dspike as _Dspike
 from ..surrogate import spike
 from . import _HoldsDspike, _missing
@@ -35,16 +37,35 @@ class Dspike(_HoldsDspike, SurrogateFunctionBase):
     Algorithm 1 update.
     """
 
-    def __init__(self, temperature: float = 1.0, spiking: bool = True) -> None:
-        self.dspike = _Dspike(temperature)  # first: the base class sets self.temperature
-        super().__init__(spiking=spiking, temperature=temperature)
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        spiking: bool = True,
+        v_threshold: float = NeuronSpec.v_threshold,
+    ) -> None:
+        # first: the base class sets self.temperature and self.v_threshold, which live here
+        self.dspike = _Dspike(temperature, v_threshold)
+        super().__init__(spiking=spiking, temperature=temperature, v_threshold=v_threshold)
+
+    @property
+    def v_threshold(self) -> float:
+        """The threshold V_th of the neuron this surrogate serves; the window is ``|x| <= V_th``."""
+        return self.dspike.v_threshold
+
+    @v_threshold.setter
+    def v_threshold(self, value: float) -> None:
+        self.dspike = _Dspike(self.dspike.temperature, value)
 
     @staticmethod
-    def spiking_function(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    def spiking_function(
+        x: torch.Tensor, temperature: float, v_threshold: float = NeuronSpec.v_threshold
+    ) -> torch.Tensor:
         """Heaviside step of ``x = v - V_th`` with the Dspike gradient of Eq. (12)."""
-        return spike(x, _Dspike(temperature))
+        return spike(x, _Dspike(temperature, v_threshold))
 
     @staticmethod
-    def primitive_function(x: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Eq. (12) in ``x = v - V_th``, clipped to 0 / 1 outside ``|x| <= 0.5`` (Eq. 11)."""
-        return _Dspike(temperature).primitive(x)
+    def primitive_function(
+        x: torch.Tensor, temperature: float, v_threshold: float = NeuronSpec.v_threshold
+    ) -> torch.Tensor:
+        """Eq. (12) in ``x = v - V_th``, clipped to 0 / 1 outside ``|x| <= V_th`` (Eq. 11)."""
+        return _Dspike(temperature, v_threshold).primitive(x)

@@ -13,41 +13,19 @@ initialises T=4 (Time Inheritance Training, Sec. 4.4) by ``load_state_dict`` alo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from torch import nn
 
-from ..neurons import LIF, LIFBackend, check_backend
+from ..neurons import LIF
 from ..norm import TdBatchNorm2d
+from ..spec import NeuronSpec
 from ..surrogate import Dspike, Surrogate
 
-__all__ = ["NeuronSpec", "SpikingNet"]
+__all__ = ["MODES", "SpikingNet"]
 
-
-@dataclass
-class NeuronSpec:
-    """Neuron and normalisation choices shared by every layer of one network."""
-
-    mode: Literal["snn", "ann"] = "snn"
-    tau: float = 0.25
-    v_threshold: float = 0.5
-    surrogate: Surrogate = field(default_factory=Dspike)
-    detach_reset: bool = False
-    alpha: float = 1.0
-    # tdBN's alpha for the two BNs that meet at a residual addition (Zheng et al.: 1/sqrt 2).
-    alpha_residual: float = 1 / math.sqrt(2)
-    tdbn_form: Literal["scale", "init"] = "scale"
-    # How every LIF runs (dspike.neurons.lif); set_lif_backend changes it on a built model.
-    lif_backend: LIFBackend = "eager"
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("snn", "ann"):
-            raise ValueError(f"mode must be 'snn' or 'ann', got {self.mode!r}")
-        check_backend(self.lif_backend, "lif_backend")
+MODES = ("snn", "ann")
 
 
 class SpikingNet(nn.Module):
@@ -55,38 +33,47 @@ class SpikingNet(nn.Module):
 
     ``conv1`` is the encoding layer (its weight is the FDG's default parameter and the only
     layer that multiplies in the SNN, Sec. 5.4); ``bn1`` follows it (``nn.Identity`` if none).
+
+    ``mode`` is ``"snn"`` or ``"ann"``; ``spec`` holds the LIF and tdBN constants of every layer
+    (:class:`~dspike.spec.NeuronSpec`); ``surrogate`` is the one surrogate every LIF shares
+    (default: Dspike, b = 1, its window at ``spec.v_threshold``).
     """
 
     conv1: nn.Module
     bn1: nn.Module
 
-    def __init__(self, spec: NeuronSpec, time_steps: int) -> None:
+    def __init__(
+        self,
+        time_steps: int,
+        mode: str = "snn",
+        spec: NeuronSpec | None = None,
+        surrogate: Surrogate | None = None,
+    ) -> None:
         super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'snn' or 'ann', got {mode!r}")
         if int(time_steps) < 1:
             raise ValueError(f"time_steps must be >= 1, got {time_steps}")
-        self.spec = spec
-        self.time_steps = 1 if spec.mode == "ann" else int(time_steps)
+        self.mode = mode
+        self.spec = spec or NeuronSpec()
+        self.surrogate = surrogate or Dspike(v_threshold=self.spec.v_threshold)
+        self.time_steps = 1 if mode == "ann" else int(time_steps)
 
     @property
     def is_snn(self) -> bool:
-        return self.spec.mode == "snn"
+        return self.mode == "snn"
 
     def act(self) -> nn.Module:
         """A new activation: LIF in the SNN, ReLU in the ANN."""
-        s = self.spec
         if not self.is_snn:
             return nn.ReLU(inplace=True)
-        return LIF(
-            s.tau, s.v_threshold, s.surrogate, s.detach_reset, self.time_steps, s.lif_backend
-        )
+        return LIF(self.spec, self.surrogate, self.time_steps)
 
     def norm(self, channels: int, residual: bool = False) -> nn.Module:
         """tdBN in the SNN, plain BN (scale 1, same parameter names) in the ANN."""
-        s = self.spec
-        alpha = s.alpha_residual if residual else s.alpha
         if not self.is_snn:
             return TdBatchNorm2d(channels, alpha=1.0, v_threshold=1.0)
-        return TdBatchNorm2d(channels, alpha, s.v_threshold, s.tdbn_form)
+        return TdBatchNorm2d.from_spec(channels, self.spec, residual)
 
     def set_time_steps(self, time_steps: int) -> None:
         """Change T in place (Time Inheritance Training); parameters are untouched."""

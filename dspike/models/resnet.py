@@ -20,7 +20,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .base import NeuronSpec, SpikingNet
+from ..spec import NeuronSpec
+from ..surrogate import Surrogate
+from .base import SpikingNet
 
 __all__ = ["ResNet", "resnet18", "resnet19", "resnet34"]
 
@@ -64,7 +66,9 @@ class ResNet(SpikingNet):
         channels: Sequence[int],
         strides: Sequence[int],
         num_classes: int,
+        mode: str = "snn",
         spec: NeuronSpec | None = None,
+        surrogate: Surrogate | None = None,
         time_steps: int = 6,
         stem: Literal["cifar3", "cifar1", "imagenet"] = "cifar3",
         stem_channels: int = 64,
@@ -72,7 +76,7 @@ class ResNet(SpikingNet):
         head: Literal["fc", "fc256"] = "fc",
         in_channels: int = 3,
     ) -> None:
-        super().__init__(spec or NeuronSpec(), time_steps)
+        super().__init__(time_steps, mode, spec, surrogate)
         c0 = stem_channels
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_channels, c0, 7, stride=2, padding=3, bias=False)

@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from ..neurons import LIF
-from .base import NeuronSpec, SpikingNet
+from ..spec import NeuronSpec
+from ..surrogate import Surrogate
+from .base import SpikingNet
 
 __all__ = ["ToyCNN"]
 
@@ -19,13 +21,15 @@ class ToyCNN(SpikingNet):
     def __init__(
         self,
         num_classes: int = 10,
+        mode: str = "snn",
         spec: NeuronSpec | None = None,
+        surrogate: Surrogate | None = None,
         time_steps: int = 4,
         width: int = 6,
         in_channels: int = 1,
         image_size: int = 28,
     ) -> None:
-        super().__init__(spec or NeuronSpec(), time_steps)
+        super().__init__(time_steps, mode, spec, surrogate)
         self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
         self.bn1 = nn.Identity()
         self.act1 = self.act()

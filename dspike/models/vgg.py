@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import NeuronSpec, SpikingNet
+from ..spec import NeuronSpec
+from ..surrogate import Surrogate
+from .base import SpikingNet
 
 __all__ = ["VGG16"]
 
@@ -22,14 +24,16 @@ class VGG16(SpikingNet):
     def __init__(
         self,
         num_classes: int = 1000,
+        mode: str = "snn",
         spec: NeuronSpec | None = None,
+        surrogate: Surrogate | None = None,
         time_steps: int = 5,
         width: int = 64,
         image_size: int = 224,
         in_channels: int = 3,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(spec or NeuronSpec(), time_steps)
+        super().__init__(time_steps, mode, spec, surrogate)
         scale = width / 64
         chans = [c if c == "A" else max(1, int(c * scale)) for c in _CFG]
         self.conv1 = nn.Conv2d(in_channels, chans[0], 3, padding=1, bias=False)

@@ -2,11 +2,11 @@
 of :class:`Term`: a count (training images, test images, Algorithm 1 calls, ...) of one unit
 whose cost a device's throughput table holds.
 
-Training stages take their settings from :func:`pipelines.training.build_config`, exactly as
+Training stages take their settings from :func:`pipelines.train_config.build_config`, exactly as
 the stage does. Dataset sizes are known facts, never read from data (which may not be there
 yet): the full splits the paper uses, or the samples bundled with the project
 (``data.source: bundled``), then ``train.max_*_samples`` as
-:func:`pipelines.training.build_datasets` applies them.
+:func:`pipelines.train_data.build_datasets` applies them.
 """
 
 from __future__ import annotations
@@ -18,32 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dspike.data import DATASETS
 from dspike.data.dvs_frames import split_indices
 from dspike.engine import TrainConfig
 
 from ..params import get
-from ..training import _data_shape, build_config, stage_settings
+from ..train_config import build_config, stage_settings
+from ..train_data import sample_shape
 
-__all__ = ["SPLITS", "StepKey", "Term", "Workload", "launcher_processes", "split_sizes", "workload"]
-
-# (train, test) samples: the full splits (Sec. 5.1) and the bundled ones (data/bundled/README.md)
-SPLITS = {
-    "download": {
-        "mnist": (60_000, 10_000),
-        "cifar10": (50_000, 10_000),
-        "cifar100": (50_000, 10_000),
-        "cifar10dvs": (9_000, 1_000),
-        "imagenet": (1_281_167, 50_000),
-    },
-    "bundled": {
-        "mnist": (2_000, 1_000),
-        "cifar10": (1_600, 400),
-        "cifar100": (1_600, 400),
-        "imagenet": (50, 50),
-    },  # cifar10dvs: data.dvs.simulated_per_class per class
-}
-DVS_CLASSES = 10
-
+__all__ = ["StepKey", "Term", "Workload", "launcher_processes", "split_sizes", "workload"]
 
 @dataclass(frozen=True)
 class StepKey:
@@ -52,7 +35,7 @@ class StepKey:
     model: str
     mode: str
     time_steps: int
-    arch: tuple[tuple[str, Any], ...]  # models.<model> (width, head), without the input shape
+    options: tuple[tuple[str, Any], ...]  # models.<model> (width, head), without the input shape
     sample: tuple[int, ...]  # one input: (C, H, W), or (T, C, H, W) for DVS frames
     batch: int
     backend: str = "eager"  # LIF backend
@@ -62,7 +45,7 @@ class StepKey:
     def label(self) -> str:
         """``resnet18 snn T=6 width=8 in=3x32x32 batch=32 eager fp32``: the key in the JSON."""
         parts = [self.model, self.mode, f"T={self.time_steps}"]
-        parts += [f"{k}={v}" for k, v in self.arch]
+        parts += [f"{k}={v}" for k, v in self.options]
         parts += ["in=" + "x".join(map(str, self.sample)), f"batch={self.batch}"]
         return " ".join([*parts, self.backend, self.precision])
 
@@ -117,12 +100,14 @@ def split_sizes(params: dict, dataset: str, capped: bool = True) -> tuple[int, i
     source = get(params, "data.source")
     if source == "bundled" and dataset == "cifar10dvs":
         per_class = int(get(params, "data.dvs.simulated_per_class", 10))
-        files = [f"r{i}" for _ in range(DVS_CLASSES) for i in range(per_class)]
-        targets = [c for c in range(DVS_CLASSES) for _ in range(per_class)]
+        classes = DATASETS[dataset].num_classes
+        files = [f"r{i}" for _ in range(classes) for i in range(per_class)]
+        targets = [c for c in range(classes) for _ in range(per_class)]
         train, test = split_indices(files, targets, get(params, "data.dvs.split", "first900"))
         sizes = (len(train), len(test))
     else:
-        sizes = SPLITS["bundled" if source == "bundled" else "download"][dataset]
+        info = DATASETS[dataset]
+        sizes = info.bundled_splits if source == "bundled" else info.splits
     if not capped:
         return sizes
     caps = (int(get(params, f"train.max_{s}_samples", 0)) for s in ("train", "test"))
@@ -145,20 +130,17 @@ def launcher_processes(tokens: list[str]) -> int:
 
 def _key(params: dict, config: TrainConfig, dataset: str, batch: int) -> StepKey:
     m = config.model
-    channels, side = _data_shape(params, dataset)
-    sample = (channels, side, side)
-    if dataset == "cifar10dvs":
-        sample = (int(get(params, "data.dvs.time_steps")), *sample)
+    sample = sample_shape(params, dataset)
     return StepKey(
         model=m.name,
         mode=m.mode,
         time_steps=m.time_steps,
-        arch=tuple(
-            sorted((k, v) for k, v in m.arch.items() if k not in ("in_channels", "image_size"))
+        options=tuple(
+            sorted((k, v) for k, v in m.options.items() if k not in ("in_channels", "image_size"))
         ),
         sample=sample,
         batch=batch,
-        backend=m.lif_backend if m.mode == "snn" else "-",
+        backend=m.spec.backend if m.mode == "snn" else "-",
         precision="bf16" if config.run.bf16 else "fp32",
     )
 
@@ -239,7 +221,8 @@ def _energy(stage: str, params: dict) -> Workload:
 def toy_key(params: dict, mode: str) -> StepKey:
     """The toy CNN's step (Sec. 4.2) on MNIST at ``studies.toy`` settings."""
     toy = get(params, "studies.toy")
-    return StepKey("toy_cnn", mode, int(toy["time_steps"]), (), (1, 28, 28), int(toy["batch_size"]))
+    shape = DATASETS["mnist"].shape
+    return StepKey("toy_cnn", mode, int(toy["time_steps"]), (), shape, int(toy["batch_size"]))
 
 
 def _study(stage: str, params: dict) -> Workload:
