@@ -5,7 +5,9 @@
 
 A stage's code is the module its ``cmd`` runs (``pipelines.<stage>``). It is imported in a fresh
 interpreter; then every import statement inside a function of a loaded project file (a lazy
-import, which runs only on some path) is imported too, until nothing new loads. Imports under
+import, which runs only on some path) is imported too, and a name it takes from a package is
+looked up (a package's lazy ``__getattr__`` loads the module behind it), until nothing new
+loads. Imports under
 ``if TYPE_CHECKING:`` never run and are not followed. The project files loaded are the stage's
 code dependencies, exactly: a stage that depends on a whole package reruns when any unrelated
 module, or a bytecode cache, changes; one that misses a file does not rerun when it should.
@@ -77,10 +79,13 @@ while True:
                 continue
             try:
                 found = importlib.util.find_spec(target) is not None
-            except ModuleNotFoundError:  # "from module import attribute": not a submodule
+            except ModuleNotFoundError:
                 found = False
             if found:
                 importlib.import_module(target)
+            else:  # "from module import attribute": the attribute may load its module lazily
+                parent, _, attribute = target.rpartition(".")
+                getattr(importlib.import_module(parent), attribute, None)
 print(json.dumps(sorted(str(p.relative_to(root)) for p in project_files().values())))
 """
 
