@@ -34,6 +34,7 @@ import json
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,18 @@ __all__ = [
 _PARAM_CHARS = 6000  # MLflow's limit on a parameter value
 _BATCH = 100  # parameters per log_batch call (MLflow's limit)
 RETRY_S = 60.0  # default seconds of failed calls a run tolerates (params: tracking.retry_s)
+_OPENERS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # background starts under way
+
+
+def _join_openers() -> None:
+    """Before this process forks (DataLoader workers, multiprocessing): let every background
+    start finish, since a forked child would inherit the import locks its thread holds."""
+    for thread in list(_OPENERS):
+        if thread is not threading.current_thread():
+            thread.join()
+
+
+os.register_at_fork(before=_join_openers)
 _FINAL_TRY_S = 30.0  # what finish() may still spend on a last try
 PENDING = ".mlflow-pending"  # records a run could not send, under the working directory
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -151,7 +164,8 @@ class MLflowTracker:
     With ``background``, :meth:`start` returns at once and a thread imports MLflow and opens the
     run (seconds: MLflow imports pandas, the store checks its schema) while training starts;
     records queue until the run is open, and reading :attr:`run_id`, :meth:`log_artifacts` and
-    :meth:`finish` wait for it. What reaches the store, and in which order, is the same.
+    :meth:`finish` wait for it, and so does a fork of the process. What reaches the store, and
+    in which order, is the same.
     """
 
     def __init__(
@@ -194,6 +208,7 @@ class MLflowTracker:
             self._start()
             return self._run_id
         self._opener = threading.Thread(target=self._start, name="mlflow-start", daemon=True)
+        _OPENERS.add(self._opener)
         self._opener.start()
         return None
 

@@ -116,3 +116,31 @@ def test_background_start_of_an_unusable_store_warns_and_training_goes_on(tmp_pa
     with pytest.warns(UserWarning, match="MLflow tracking .* is off"), one_thread():
         result = fit(cfg, build_network(cfg), train, test, tracker=tracker)
     assert result.run_id is None and len(result.history) == 1
+
+
+def test_a_fork_waits_for_a_background_start(tmp_path):
+    """DataLoader workers are forked: a fork must not copy a half-done start (its thread may
+    hold import locks). The store is held by a real ``BEGIN EXCLUSIVE`` of another process, so
+    the start is still under way when this process forks; the fork returns only after it."""
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "mlflow.db"
+    hold = ("import sqlite3, sys, time\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(3)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(db)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "locked"
+    tracker = MLflowTracker("exp", "run/seed0", TAGS, uri=f"sqlite:///{db}", background=True)
+    tracker.start(None)
+    assert tracker._opener is not None and tracker._opener.is_alive()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert not tracker._opener.is_alive()
+    holder.wait(timeout=30)
+    assert tracker.run_id is not None
+    tracker.finish("FINISHED")

@@ -260,10 +260,6 @@ class _Trainer:
         self.started = time.perf_counter()
         self.tracker.start(self.run_id)
         self.tracker.log_params(cfg.flat())
-        if cfg.data.workers > 0:
-            # Loader workers are forked: never while a tracker's thread may be importing (a
-            # child would inherit the module locks it holds), so wait for its run here.
-            _ = self.tracker.run_id
         status = "FAILED"
         try:
             with self.stop:
