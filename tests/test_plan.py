@@ -9,18 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from engine_support import one_thread
 
 from dspike.data import DATASETS, build_dataset, materialize_bundled
 from pipelines.params import REPO_ROOT, deep_merge, load_params
 from pipelines.plan.__main__ import main as plan_cli
 from pipelines.plan.chains import Chain, assign
-from pipelines.plan.clock import now, run_timed
+from pipelines.plan.clock import run_timed
 from pipelines.plan.dag import Dag, load_dag, upstream
 from pipelines.plan.estimate import estimate
-from pipelines.plan.measure import measure_key
 from pipelines.plan.report import build_plan, chain_script
 from pipelines.plan.throughput import Throughput, parse_given, table_path
 from pipelines.plan.workload import StepKey, Term, Workload, launcher_processes, workload
@@ -244,31 +241,3 @@ def test_cpu_clock_counts_a_child_busy_not_a_child_asleep(tmp_path):
     table.save(path)
     assert Throughput.load(path, "", "cpu").clock == "cpu"
 
-
-@pytest.mark.integration
-def test_estimate_of_table1_compute_within_25_percent_in_cpu_seconds(tmp_path):
-    """The plan's model against a real run, on the CPU clock at one thread (so the load of other
-    jobs, e.g. ``pytest -n 2``, moves neither side much): the toy study's step shapes measured
-    into a table, then Table 1's runs (``dspike.studies.table1.run`` on the bundled MNIST, as
-    the ``table1`` stage calls it) timed; training, FDG, warm-up and evaluation estimated."""
-    from dspike.studies import table1
-    from pipelines.studies import mnist_splits, toy_settings
-
-    small = {"toy": {"train_size": 512}, "table1": {"epochs": 1, "epsilons": [0.1, 0.5]}}
-    params = deep_merge(SMOKE, {"studies": small, "data": {"root": str(tmp_path / "raw")}})
-    cmd = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["table1"]["cmd"]
-    work = workload("table1", cmd, params)
-    table = Throughput("this cpu", "cpu", clock="cpu")
-    train, test = mnist_splits(params)
-    with one_thread():
-        for key in {t.key for t in work.terms if t.key}:
-            units = {t.unit for t in work.terms if t.key == key}
-            entry = measure_key(key, units, None, torch.device("cpu"), steps=8, clock="cpu")
-            table.entries[key.label] = entry
-        start = now("cpu")
-        table1.run(train, test, tmp_path / "table1", epochs=1, epsilons=[0.1, 0.5],
-                   toy=toy_settings(params))  # fmt: skip
-        ran = now("cpu") - start
-    parts = estimate(work, table).parts
-    predicted = sum(parts[unit] for unit in ("train", "fdg", "warmup", "eval"))
-    assert abs(predicted - ran) <= 0.25 * ran, (predicted, ran, parts)
