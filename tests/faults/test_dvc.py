@@ -113,33 +113,42 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _stage_process(dvc_pid: int, timeout: float = 120) -> int:
-    """The ``pipelines.train`` process under ``dvc repro`` (directly or under a shell)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        todo = _children(dvc_pid)
-        while todo:
-            pid = todo.pop()
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                todo += _children(pid)
-            except FileNotFoundError:
-                continue
-            if b"pipelines.train" in cmdline:
-                return pid
-        time.sleep(0.2)
-    raise AssertionError("no training process under dvc")
-
-
-def _holds_lock(checkpoints: Path, pid: int) -> bool:
-    """Whether ``pid`` holds a run's lock under ``checkpoints`` (RunLock writes its pid there)."""
-    for lock in checkpoints.glob("seed0-*/lock"):
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], _children(pid)
+    while todo:
+        child = todo.pop()
+        found.append(child)
         try:
-            if lock.read_text().strip() == str(pid):
-                return True
+            todo += _children(child)
         except FileNotFoundError:
             continue
-    return False
+    return found
+
+
+def _lock_holder(dvc_pid: int, checkpoints: Path, timeout: float = 180) -> int:
+    """The training process under ``dvc repro`` once it holds its run's lock.
+
+    DVC runs the stage through ``$SHELL -c``; dash (``/bin/sh``, used when ``SHELL`` is unset)
+    forks rather than execs, so the process whose command line names ``pipelines.train`` may be
+    the shell. The holder is the descendant whose pid RunLock wrote into the lock file, which it
+    does only after ``flock`` succeeded (stopping it earlier would hold nothing).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        holders = set()
+        for lock in checkpoints.glob("seed0-*/lock"):
+            try:
+                holders.add(int(lock.read_text().strip() or 0))
+            except FileNotFoundError:
+                continue
+        try:
+            found = holders & set(_descendants(dvc_pid))
+        except FileNotFoundError:
+            found = set()
+        if found:
+            return found.pop()
+        time.sleep(0.2)
+    raise AssertionError("no training process under dvc took its run's lock")
 
 
 def _alive(pid: int) -> bool:
@@ -155,13 +164,7 @@ def test_killing_only_dvc_then_rerunning_does_not_train_twice(ws):
     write_params(ws, deep_merge(deep_merge(PARAMS, SLOW), {"stages": {"a": {"epochs": 3}}}))
     first = subprocess.Popen([*DVC, "repro", "-s", "a"], cwd=ws, env=env(ws, DVC_NO_ANALYTICS="1"),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    orphan = _stage_process(first.pid)
-    # The lock file exists from os.open on, but it is held only once the holder wrote its pid
-    # into it (after flock): stopping the process between the two would hold nothing.
-    deadline = time.monotonic() + 120
-    while not _holds_lock(ws / "checkpoints" / "a", orphan):
-        assert time.monotonic() < deadline and first.poll() is None
-        time.sleep(0.2)
+    orphan = _lock_holder(first.pid, ws / "checkpoints" / "a")
     first.kill()
     first.wait()
     os.kill(orphan, signal.SIGSTOP)  # alive, holding its lock, while the rerun starts
