@@ -82,6 +82,7 @@ def test_paper_scale_plan_without_data(tmp_path, capsys):
     assert _units(works["fig2"])["fdg"] == 2 * 5 * 100 * 3  # 2 modes, 5 epochs, 100 its, 3 eps
     assert works["imagenet_vgg16_t5@0"].kind == "skipped"  # data.imagenet.root is ""
     assert _units(works["energy"])["activity"] == 2 * 10_000
+    assert _units(works["tables"]) == {"startup:report": 1}  # its own process, measured apart
 
 
 def test_bundled_sizes_are_what_the_real_loaders_read(tmp_path):

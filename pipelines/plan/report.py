@@ -11,7 +11,7 @@ from ..params import load_params
 from .chains import Split, assign, split_chains
 from .dag import Dag, load_dag
 from .estimate import Estimate, estimate
-from .throughput import Throughput
+from .throughput import FIXED, Throughput
 from .workload import Workload, workload
 
 __all__ = ["Plan", "build_plan", "chain_script", "print_plan", "stage_table"]
@@ -143,11 +143,7 @@ def print_plan(plan: Plan, gpus: int | None = None) -> None:
         f"\nTotal: {device_h:.4g} device-hours ({serial / 3600:.4g} h one stage after another)"
         f" for {len(known)} of {len(plan.order)} stages"
     )
-    unmeasured = [
-        f
-        for f in ("startup:train", "startup:prepare", "startup:study", "dvc", "dvs_recording")
-        if f not in table.fixed
-    ]
+    unmeasured = [f for f in FIXED if f not in table.fixed]
     if plan.missing or unmeasured:
         print(
             f"Not measured on this device: {len(plan.missing)} stages' step shapes"

@@ -28,6 +28,7 @@ from ..train_data import sample_shape
 
 __all__ = ["StepKey", "Term", "Workload", "launcher_processes", "split_sizes", "workload"]
 
+
 @dataclass(frozen=True)
 class StepKey:
     """The shape of one measured step: two stages with equal keys run at equal rates."""
@@ -302,7 +303,7 @@ def workload(stage: str, cmd: str, params: dict) -> Workload:
         return Workload(
             stage=stage,
             kind="report",
-            terms=(Term("startup:study", None, 1),),
+            terms=(Term("startup:report", None, 1),),
             note="start-up only",
         )
     return _study(stage, params)
