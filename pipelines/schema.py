@@ -42,9 +42,7 @@ SCHEMA: dict[str, Any] = {
     },
     "models": {"*": None},
     "launcher": _leaves("default", "imagenet"),
-    "train": _leaves(
-        *STAGE_KEYS, "max_train_samples", "max_test_samples", "checkpoint_dir"
-    ),
+    "train": _leaves(*STAGE_KEYS, "max_train_samples", "max_test_samples", "checkpoint_dir"),
     "stages": {"*": _leaves(*STAGE_KEYS)},
     "ablation": _leaves("epsilons", "datasets", "seeds"),
     "studies": {
