@@ -31,18 +31,11 @@ import sys
 from pathlib import Path
 
 from pipelines.params import REPO_ROOT
-from pipelines.plan.clock import CLOCKS, Clock, run_timed
+from pipelines.plan.clock import CLOCKS, run_seconds
 from pipelines.plan.dag import load_dag, upstream
 from pipelines.plan.report import build_plan
 from pipelines.plan.throughput import Throughput, device_name, table_path
 from pipelines.smoke import prepare_workspace, smoke_env
-
-
-def _timed(args: list[str], cwd: Path, env: dict[str, str], clock: Clock = "wall") -> float:
-    seconds, done = run_timed(args, cwd, env, clock)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    return seconds
 
 
 def _load() -> str:
@@ -66,25 +59,28 @@ def main() -> None:
     if args.clock == "cpu":
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     measure = [py, "-m", "pipelines.plan", "measure", "--device", "cpu", "--clock", args.clock]
-    _timed([py, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"], ws, env)
+    run_seconds(
+        [py, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"], ws, env, "wall"
+    )
     dag = load_dag(ws)
     candidates = list(dag.cmds) if args.force else dag.to_run()
     picked = [s for s in candidates if any(fnmatch.fnmatchcase(s, p) for p in args.stages)]
     needed = set(picked) | (upstream(dag.deps, picked) & set(dag.to_run()))
     order = [s for s in dag.cmds if s in needed]
     path = table_path(ws, device_name("cpu"), args.clock)
-    print(f"start-up and DVC figures: {_timed([*measure, '--fixed-only'], ws, env):.0f} s")
+    fixed = run_seconds([*measure, "--fixed-only"], ws, env, "wall")
+    print(f"start-up and DVC figures: {fixed:.0f} s")
     unit = "CPU s" if args.clock == "cpu" else "s"
     print(f"\n| stage | kind | estimated {unit} | ran {unit} | ratio | load avg (1/5/15 min) |")
     print("|---|---|---|---|---|---|", flush=True)
     rows = []
     for stage in order:
         if stage in picked:
-            _timed([*measure, "--stages", stage, "--shapes-only"], ws, env)
+            run_seconds([*measure, "--stages", stage, "--shapes-only"], ws, env, "wall")
             plan = build_plan(ws, Throughput.load(path, "", "cpu"), everything=True)
         load = _load()
         force = ["-f"] if args.force and stage in picked else []
-        ran = _timed([dvc, "repro", *force, stage, "--single-item"], ws, env, args.clock)
+        ran = run_seconds([dvc, "repro", *force, stage, "--single-item"], ws, env, args.clock)
         if stage not in picked:
             continue
         est, kind = plan.estimates[stage].seconds or float("nan"), plan.works[stage].kind

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Literal, get_args
 
-__all__ = ["CLOCKS", "Clock", "now", "run_timed"]
+__all__ = ["CLOCKS", "Clock", "now", "run_seconds", "run_timed"]
 
 Clock = Literal["wall", "cpu"]
 CLOCKS: tuple[str, ...] = get_args(Clock)
@@ -37,3 +37,16 @@ def run_timed(
     start = now(clock)
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     return now(clock) - start, done
+
+
+def run_seconds(
+    cmd: list[str], cwd: Path | None, env: dict[str, str] | None, clock: Clock
+) -> float:
+    """Seconds on ``clock`` of ``cmd`` run to its end; a failure exits naming the command, with
+    the end of its output."""
+    seconds, done = run_timed(cmd, cwd, env, clock)
+    if done.returncode:
+        raise SystemExit(
+            f"error: {' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    return seconds

@@ -42,7 +42,7 @@ from dspike.surrogate import Rectangular
 from dspike.temperature import update_temperature
 
 from ..params import deep_merge, get
-from .clock import Clock, now, run_timed
+from .clock import Clock, now, run_seconds
 from .workload import StepKey
 
 __all__ = ["measure_key", "measure_processes"]
@@ -212,15 +212,6 @@ def measure_key(
     }
 
 
-def _run(cmd: list[str], root: Path, env: dict[str, str], clock: Clock) -> float:
-    seconds, done = run_timed(cmd, root, env, clock)
-    if done.returncode:
-        raise SystemExit(
-            f"error: {' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        )
-    return seconds
-
-
 def _dvs_recording_seconds(params: dict, tmp: Path, clock: Clock) -> float:
     """One CIFAR10-DVS recording simulated (bundled data) and turned into frames: the slope
     between 1 and 3 recordings per class after a first run of 1 (what a run of the stage pays
@@ -270,7 +261,7 @@ def measure_processes(
         py, p = sys.executable, ["--params", str(tmp / "params.yaml")]
         manifest = tmp / "manifest.json"
         out = {
-            "startup:prepare": _run(
+            "startup:prepare": run_seconds(
                 [py, "-m", "pipelines.prepare", dataset, "--out", str(manifest), *p],
                 root,
                 env,
@@ -294,13 +285,14 @@ def measure_processes(
             str(tmp / "plots.csv"),
             *p,
         ]
-        _run(train, root, env, clock)  # the first run creates the store and warms the file cache
-        out["startup:train"] = _run(train, root, env, clock)
+        # the first run creates the store and warms the file cache
+        run_seconds(train, root, env, clock)
+        out["startup:train"] = run_seconds(train, root, env, clock)
         study = [py, "-m", "pipelines.fig3", "--out", str(tmp / "fig3"), *p]
-        out["startup:study"] = _run(study, root, env, clock)
+        out["startup:study"] = run_seconds(study, root, env, clock)
         report = [py, "-m", "pipelines.tables", "--out", str(tmp / "report"), *p]
         for name in ("metrics", "plots", "results", "manifests"):  # nothing has run there yet
             report += [f"--{name}", str(tmp / "none" / name)]
-        out["startup:report"] = _run(report, root, env, clock)
+        out["startup:report"] = run_seconds(report, root, env, clock)
         out["dvs_recording"] = _dvs_recording_seconds(params, tmp, clock)
     return out
