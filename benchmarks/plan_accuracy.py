@@ -59,11 +59,12 @@ def main() -> None:
     if args.clock == "cpu":
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     measure = [py, "-m", "pipelines.plan", "measure", "--device", "cpu", "--clock", args.clock]
+    measure += ["--all"] if args.force else []  # measure stages that are up to date too
     run_seconds(
         [py, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"], ws, env, "wall"
     )
     dag = load_dag(ws)
-    candidates = list(dag.cmds) if args.force else dag.to_run()
+    candidates = [s for s in dag.cmds if s not in dag.frozen] if args.force else dag.to_run()
     picked = [s for s in candidates if any(fnmatch.fnmatchcase(s, p) for p in args.stages)]
     needed = set(picked) | (upstream(dag.deps, picked) & set(dag.to_run()))
     order = [s for s in dag.cmds if s in needed]

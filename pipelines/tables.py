@@ -7,9 +7,12 @@ reads every training run's ``<metrics>/<run>/seed*.json``, the DVS runs' per-epo
 (``table1/``, ``fig2/``, ``fig3/``, ``energy/``) and the data manifests; writes
 ``<out>/REPORT.md``, ``<out>/tables/*.{csv,md}`` and ``<out>/fig5.png``.
 
-Run by hand while the DAG is still running, it reports what exists: a training run without
-metrics counts n = 0, a study whose output is missing leaves its rows empty with a note that
-names the missing file, and Fig. 5 without CIFAR10-DVS runs is an empty plot that says so.
+Run by hand while the DAG is still running (with an ``--out`` of its own: DVC owns
+``results/report``), it reports what exists: a training run without metrics counts n = 0 with
+"not run yet", a study whose output is missing leaves its rows empty with a note that names the
+missing file, a missing figure is named in place of its image, and Fig. 5 without CIFAR10-DVS
+runs is an empty plot that says so. Its MLflow run carries the tag ``partial``: the missing
+study outputs, or ``false``.
 
 Every row carries the paper's reported value (``pipelines/paper_reported.yaml``), ours as
 mean ± std over the seeds that ran (n), and the difference. Results on substitute data (the
@@ -39,6 +42,9 @@ from .params import get, params_hash, provenance
 from .tracking import experiment_name, log_stage_run, run_tags
 
 REPORTED = Path(__file__).with_name("paper_reported.yaml")
+# what the studies and the energy stage write under --results
+TABLE1_CSV, TABLE3_CSV = Path("table1/table1.csv"), Path("energy/table3_ours.csv")
+FIGURES = (Path("fig2/fig2.png"), Path("fig3/fig3.png"), Path("energy/fig4.png"))
 
 
 def load_runs(metrics: Path, run: str, select: str) -> list[dict]:
@@ -50,6 +56,15 @@ def load_runs(metrics: Path, run: str, select: str) -> list[dict]:
             m["acc"] = m["best_acc" if select == "best" else "final_acc"]
             out.append(m)
     return out
+
+
+def skip_reason(metrics: Path, run: str) -> str | None:
+    """Why ``run`` did not train (its metrics say ``skipped``), or None."""
+    for path in sorted((metrics / run).glob("seed*.json")):
+        m = json.loads(path.read_text())
+        if m.get("skipped"):
+            return str(m.get("reason") or "skipped")
+    return None
 
 
 def summarise(metrics: Path, run: str, select: str) -> dict:
@@ -103,15 +118,15 @@ def _not_run(path: Path) -> str:
     return f"Ours: not run yet ({path} is missing)."
 
 
-def table1(reported: dict, inputs: argparse.Namespace) -> pd.DataFrame:
+def table1(reported: dict, params: dict, inputs: argparse.Namespace) -> pd.DataFrame:
     """Table 1 study's accuracies beside the paper's; the reference file's note under it."""
-    path = inputs.results / "table1" / "table1.csv"
+    path = inputs.results / TABLE1_CSV
     rep = reported["table1"]
     notes = [rep["note"]] if rep.get("note") else []
     if path.is_file():
         ours = pd.read_csv(path)
     else:
-        eps = list(rep["fdg"])
+        eps = list(get(params, "studies.table1.epsilons"))
         ours = pd.DataFrame({"gradient": ["rectangular"] + ["fdg"] * len(eps),
                              "eps": [None, *eps], "test_acc": None})  # fmt: skip
         notes.append(_not_run(path))
@@ -127,7 +142,7 @@ def table1(reported: dict, inputs: argparse.Namespace) -> pd.DataFrame:
 
 def table3(reported: dict, params: dict, inputs: argparse.Namespace) -> pd.DataFrame:
     """Paper rows then ours, energy recomputed from op counts in correct units (Sec. 5.4)."""
-    path = inputs.results / "energy" / "table3_ours.csv"
+    path = inputs.results / TABLE3_CSV
     ours = pd.read_csv(path).to_dict("records") if path.is_file() else []
     paper = [
         {
@@ -152,13 +167,16 @@ def table4(reported: dict, select: str, inputs: argparse.Namespace) -> pd.DataFr
     rows = []
     for row in reported["table4"]:
         ours = summarise(inputs.metrics, row["stage"], select) if "stage" in row else {}
-        skipped = "stage" in row and not ours.get("n")
+        note = ""
+        if "stage" in row and not ours.get("n"):
+            reason = skip_reason(inputs.metrics, row["stage"])
+            note = f"not run ({reason})" if reason else "not run yet"
         rows.append(
             {
                 **{k: row[k] for k in ("method", "type", "arch", "T")},
                 "paper": row["acc"],
                 **{"ours": None, "ours_std": None, "n": 0, **ours},
-                "note": "not run (data.imagenet.root is empty)" if skipped else "",
+                "note": note,
                 "data": substitute_note(inputs.manifests, "imagenet") if "stage" in row else "",
             }
         )
@@ -214,7 +232,7 @@ def fig5(plots: Path, out: Path) -> pd.DataFrame:
 def _run(params: dict, args: argparse.Namespace) -> None:
     reported = yaml.safe_load(REPORTED.read_text())
     select = get(params, "train.select")
-    tables = {"table1": table1(reported, args), **table2(reported, select, args)}
+    tables = {"table1": table1(reported, params, args), **table2(reported, select, args)}
     tables["table3"] = table3(reported, params, args)
     tables["table4"] = table4(reported, select, args)
     tables["table5"] = table5(reported, params, select, args)
@@ -232,18 +250,26 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     ]
     for name, df in tables.items():  # each table's note (Table 3's units) goes with it
         sections += [f"## {name}\n", write_table(df, args.out / "tables" / name, f"_{line}_")]
-    figures = [args.results / f for f in ("fig2/fig2.png", "fig3/fig3.png", "energy/fig4.png")]
+    figures = [args.results / f for f in FIGURES]
     for figure in [*figures, args.out / "fig5.png"]:
-        sections.append(f"![{figure.stem}]({os.path.relpath(figure, args.out)})\n")
+        if figure.is_file():
+            sections.append(f"![{figure.stem}]({os.path.relpath(figure, args.out)})\n")
+        else:
+            sections.append(f"{figure.stem}: {_not_run(figure)}\n")
     report = args.out / "REPORT.md"
     atomic_write_text(report, "\n".join(sections))
     print(f"report: {report.resolve()}")
     # One run per pipeline execution: the report, every table and every figure, laid out as in
     # results/ so REPORT.md's links resolve in the run's artifact view too.
     studies = {name: args.results / name for name in ("fig2", "fig3", "table1", "energy")}
+    outputs = [args.results / TABLE1_CSV, args.results / TABLE3_CSV, *figures]
+    missing = [str(path) for path in outputs if not path.is_file()]
+    if tables["fig5"].empty:
+        missing.append(str(args.plots / "dvs_snn_t10" / "seed*.csv"))
+    partial = "; ".join(missing) or "false"
     log_stage_run(
         experiment_name("report"), "report",
-        run_tags(params, __file__, stage="tables", select=select),
+        run_tags(params, __file__, stage="tables", select=select, partial=partial),
         params={"train.select": select, "seeds": get(params, "seeds"), "report.scale": scale},
         artifacts={args.out.name: args.out, **studies},
         description="REPORT.md of each pipeline execution: the paper's tables and figures, "

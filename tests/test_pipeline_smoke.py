@@ -130,6 +130,7 @@ def test_every_table_and_figure_exists_with_sane_values(smoke):
     assert "SUBSET: 2,000 bundled CIFAR-10 images" in t2.loc[t2["ours"].notna(), "data"].iloc[0]
     for link in ("../fig2/fig2.png", "../fig3/fig3.png", "../energy/fig4.png", "fig5.png"):
         assert f"({link})" in report
+    assert "not run yet" not in report  # every output the report reads is where it looks
 
 
 def test_mlflow_holds_one_run_per_training_stage(smoke):
@@ -169,6 +170,7 @@ def test_mlflow_holds_one_run_per_training_stage(smoke):
     (report,) = client.search_runs([client.get_experiment_by_name("smoke/report").experiment_id])
     listed = {a.path for a in client.list_artifacts(report.info.run_id, "report")}
     assert {"report/REPORT.md", "report/fig5.png", "report/tables"} <= listed
+    assert report.data.tags["partial"] == "false"
     assert {a.path for a in client.list_artifacts(report.info.run_id)} >= {"fig2", "energy"}
 
 
@@ -248,9 +250,7 @@ def test_exp_run_reruns_exactly_the_stages_that_read_the_param(smoke):
 
         client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
         experiment = client.get_experiment_by_name("smoke/cifar10")
-        runs = client.search_runs(
-            [experiment.experiment_id], "tags.stage = 'cifar10_t2_scratch'"
-        )
+        runs = client.search_runs([experiment.experiment_id], "tags.stage = 'cifar10_t2_scratch'")
         names = {r.data.tags.get("dvc_exp") for r in runs} - {None}
         assert len(names) == 1, names  # both seeds' runs name the same DVC experiment
         shown = _dvc(ws, "exp", "show", "--json", env=env)

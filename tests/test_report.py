@@ -13,6 +13,8 @@ from dspike.markdown import markdown_table, write_table
 from pipelines import tables
 from pipelines.params import REPO_ROOT
 
+PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
 
 def test_markdown_table_formats_accuracies_and_carries_the_note(tmp_path: Path) -> None:
     df = pd.DataFrame({"run": ["a", "b"], "ours": [93.125, None], "ours_std": [0.5, None],
@@ -46,7 +48,7 @@ def test_table1_puts_the_papers_accuracy_beside_ours_with_its_note(tmp_path: Pat
         inputs.results / "table1" / "table1.csv", index=False)  # fmt: skip
     reported = {"table1": {"rectangular": 94.9, "fdg": {0.1: 90.0, 0.5: None},
                            "note": "Per-eps accuracies are not in our copy."}}  # fmt: skip
-    df = tables.table1(reported, inputs)
+    df = tables.table1(reported, {"studies": {"table1": {"epsilons": [0.1, 0.5]}}}, inputs)
     assert list(df["paper"].iloc[:2]) == [94.9, 90.0] and pd.isna(df["paper"].iloc[2])
     assert list(df["diff"].iloc[:2]) == [91.5 - 94.9, 89.0 - 90.0]
     md = write_table(df, tmp_path / "table1")
@@ -79,15 +81,19 @@ def test_the_report_of_a_workspace_where_nothing_ran_names_what_is_missing(tmp_p
     tables.main(argv)
     report = (out / "REPORT.md").read_text()
     missing = ["results/table1/table1.csv", "results/energy/table3_ours.csv",
-               "plots/dvs_snn_t10/seed*.csv"]  # fmt: skip
+               "plots/dvs_snn_t10/seed*.csv", "results/fig2/fig2.png"]  # fmt: skip
     for path in missing:
         assert f"Ours: not run yet ({tmp_path / path} is missing)." in report, path
+    assert "![fig5](fig5.png)" in report and "![fig2]" not in report
     table1 = pd.read_csv(out / "tables" / "table1.csv")
     assert table1["paper"].iloc[0] == 94.9 and table1["ours"].isna().all()
+    assert len(table1) == 1 + len(PARAMS["studies"]["table1"]["epsilons"])  # as configured
+    table4 = pd.read_csv(out / "tables" / "table4.csv")
+    assert set(table4["note"].dropna()) == {"not run yet"}  # no metrics, so not "skipped"
     assert (out / "fig5.png").stat().st_size > 0
     from mlflow import MlflowClient
 
-    runs = MlflowClient().search_runs(
-        [e.experiment_id for e in MlflowClient().search_experiments()]
-    )
-    assert [r.info.status for r in runs] == ["FINISHED"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FINISHED"
+    assert str(tmp_path / missing[0]) in run.data.tags["partial"].split("; ")

@@ -120,12 +120,12 @@ def _descendants(pid: int) -> list[int]:
         found.append(child)
         try:
             todo += _children(child)
-        except FileNotFoundError:
+        except OSError:  # it exited meanwhile
             continue
     return found
 
 
-def _lock_holder(dvc_pid: int, checkpoints: Path, timeout: float = 180) -> int:
+def _lock_holder(dvc: subprocess.Popen, checkpoints: Path, timeout: float = 180) -> int:
     """The training process under ``dvc repro`` once it holds its run's lock.
 
     DVC runs the stage through ``$SHELL -c``; dash (``/bin/sh``, used when ``SHELL`` is unset)
@@ -135,6 +135,7 @@ def _lock_holder(dvc_pid: int, checkpoints: Path, timeout: float = 180) -> int:
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        assert dvc.poll() is None, f"dvc repro exited ({dvc.returncode}) before training locked"
         holders = set()
         for lock in checkpoints.glob("seed0-*/lock"):
             try:
@@ -142,8 +143,8 @@ def _lock_holder(dvc_pid: int, checkpoints: Path, timeout: float = 180) -> int:
             except FileNotFoundError:
                 continue
         try:
-            found = holders & set(_descendants(dvc_pid))
-        except FileNotFoundError:
+            found = holders & set(_descendants(dvc.pid))
+        except OSError:  # dvc exited meanwhile: the next poll says so
             found = set()
         if found:
             return found.pop()
@@ -162,9 +163,15 @@ def test_killing_only_dvc_then_rerunning_does_not_train_twice(ws):
     """kill -9 of ``dvc repro`` leaves its training process running; a second ``dvc repro``
     must not train the same checkpoint beside it."""
     write_params(ws, deep_merge(deep_merge(PARAMS, SLOW), {"stages": {"a": {"epochs": 3}}}))
-    first = subprocess.Popen([*DVC, "repro", "-s", "a"], cwd=ws, env=env(ws, DVC_NO_ANALYTICS="1"),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    orphan = _lock_holder(first.pid, ws / "checkpoints" / "a")
+    log = ws.parent / "first-repro.log"  # shown if dvc exits before training locked
+    with open(log, "w") as out:
+        run_env = env(ws, DVC_NO_ANALYTICS="1")
+        first = subprocess.Popen([*DVC, "repro", "-s", "a"], cwd=ws, env=run_env, stdout=out,
+                                 stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        orphan = _lock_holder(first, ws / "checkpoints" / "a")
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{log.read_text()[-3000:]}") from None
     first.kill()
     first.wait()
     os.kill(orphan, signal.SIGSTOP)  # alive, holding its lock, while the rerun starts
