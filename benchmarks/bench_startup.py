@@ -11,9 +11,9 @@ bundled CIFAR-10 manifest prepared), then starts real stage processes there, eac
   <= 4 s), ``first step`` when the first optimiser step begins (the first batch's forward and
   backward done; an adaptive-Dspike stage runs Algorithm 1's FDG before it);
 * the figure stage ``fig3`` and the report stage ``tables``: ``ready`` is when the stage module
-  is imported (target <= 3 s), ``done`` when it exits; in this workspace no study ran, so
-  ``tables`` writes the report of what exists (rows "not run yet") and logs it; a tree older
-  than that report stops at its first missing input (printed), after ``ready``.
+  is imported (target <= 3 s), ``done`` when it exits; in this workspace only ``fig3`` has
+  run, so ``tables`` writes the report of what exists (the rest "not run yet") and logs it; a
+  tree older than that report stops at its first missing input (printed), after ``ready``.
 
 The first row, ``floor``, is no stage: a process that imports torch and builds one SGD
 optimizer, which imports torch._dynamo (``torch.optim.Optimizer.add_param_group`` is wrapped
