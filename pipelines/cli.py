@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from dspike.data.errors import DatasetNotFoundError
+
 from .params import ParamsError, load_params
 
 __all__ = ["RECORD_IMPORTS", "fail", "out_dir_argument", "stage_main"]
@@ -18,6 +20,11 @@ __all__ = ["RECORD_IMPORTS", "fail", "out_dir_argument", "stage_main"]
 # Set to a folder, every stage writes there the project files it loaded (the tests compare them
 # with the stage's deps in dvc.yaml: a lazy import that escapes them fails the check).
 RECORD_IMPORTS = "DSPIKE_RECORD_IMPORTS"
+# the library's download=True and root, as a stage's params name them
+PARAMS_FOR_DATA = (
+    "download=True is data.download: true; the root is data.root (ImageNet: "
+    "data.imagenet.root); data.source: bundled runs on the bundled samples"
+)
 
 
 def out_dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +57,8 @@ def stage_main(
         atexit.register(_record_imports, Path(os.environ[RECORD_IMPORTS]))
     try:
         run(load_params(args.params), args)
+    except DatasetNotFoundError as err:  # its advice speaks the library's arguments
+        fail(f"{err} In {args.params}: {PARAMS_FOR_DATA}")
     except (ParamsError, ValueError) as err:
         fail(err)
     except OSError as err:  # a missing file, a data root that is a file, an unwritable output

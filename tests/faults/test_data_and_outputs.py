@@ -47,6 +47,18 @@ def test_truncated_mnist_in_a_stage_is_one_line_naming_the_file(ws, monkeypatch,
     assert snapshot(ws, *OUTPUTS) == before
 
 
+def test_missing_dataset_in_a_stage_names_its_path_and_params_keys(tmp_path, monkeypatch, capsys):
+    """What ``dvc repro`` in a fresh clone prints first: the library's advice (download=True)
+    said in the params keys a stage reads."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(json.dumps(deep_merge(PARAMS, DOWNLOAD)))
+    (tmp_path / "data/raw").mkdir(parents=True)
+    err = _exit_2(prepare.main, ["mnist", "--out", "data/manifests/mnist.json"], capsys)
+    one_line_error(err, "data/raw/MNIST/raw/train-images-idx3-ubyte", "In params.yaml:",
+                   "data.download: true", "data.root", "data.source: bundled")  # fmt: skip
+    assert not (tmp_path / "data/manifests/mnist.json").exists()
+
+
 def test_data_root_that_is_a_file_is_one_line_naming_it(ws, monkeypatch, capsys):
     monkeypatch.chdir(ws)
     (ws / "not-a-dir").write_text("x")
