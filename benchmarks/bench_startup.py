@@ -17,7 +17,8 @@ bundled CIFAR-10 manifest prepared), then starts real stage processes there, eac
 
 The first row, ``floor``, is no stage: a process that imports torch and builds one SGD
 optimizer, which imports torch._dynamo (``torch.optim.Optimizer.add_param_group`` is wrapped
-by ``torch._disable_dynamo``, whatever else a stage imports). No training stage can reach its
+by ``torch._disable_dynamo``, and ``Optimizer.step`` imports it too, whatever else a stage
+imports). No training stage can reach its
 first forward before it.
 
 ``--against TREE`` times another source tree too (for example ``git worktree add /tmp/before
