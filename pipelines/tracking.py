@@ -58,6 +58,16 @@ __all__ = [
 _PARAM_CHARS = 6000  # MLflow's limit on a parameter value
 _BATCH = 100  # parameters per log_batch call (MLflow's limit)
 RETRY_S = 60.0  # default seconds of failed calls a run tolerates (params: tracking.retry_s)
+_FINAL_TRY_S = 30.0  # what finish() may still spend on a last try
+PENDING = ".mlflow-pending"  # records a run could not send, under the working directory
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+STUDIES = "The paper's Sec. 4 studies: Fig. 2 and Table 1 on the toy CNN (MNIST), Fig. 3's curves"
+# MLflow tag -> the environment variable DVC sets for the command it runs.
+DVC_ENV_TAGS = {
+    "dvc_stage": "DVC_STAGE",
+    "dvc_exp": "DVC_EXP_NAME",
+    "dvc_exp_baseline": "DVC_EXP_BASELINE_REV",
+}
 _OPENERS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # background starts under way
 
 
@@ -70,16 +80,6 @@ def _join_openers() -> None:
 
 
 os.register_at_fork(before=_join_openers)
-_FINAL_TRY_S = 30.0  # what finish() may still spend on a last try
-PENDING = ".mlflow-pending"  # records a run could not send, under the working directory
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-STUDIES = "The paper's Sec. 4 studies: Fig. 2 and Table 1 on the toy CNN (MNIST), Fig. 3's curves"
-# MLflow tag -> the environment variable DVC sets for the command it runs.
-DVC_ENV_TAGS = {
-    "dvc_stage": "DVC_STAGE",
-    "dvc_exp": "DVC_EXP_NAME",
-    "dvc_exp_baseline": "DVC_EXP_BASELINE_REV",
-}
 
 
 def tracking_uri() -> str:
