@@ -18,7 +18,12 @@ with the dynamics of Eq. 1-2 (u = 0.25 u + c, V_th = 0.5, hard reset to 0):
   autograd reference code;
 * ``snntorch``: snnTorch's ``Leaky(beta=0.25, reset_mechanism="zero")`` looped over T (its
   reset is always detached), surrogate Dspike (``dspike.integrations``);
-* ``ann``: the ANN twin (ReLU, plain BN, T=1), for the ratio SNN step / (T x ANN step).
+* ``ann``: the ANN twin (ReLU, plain BN, T=1), for the ratio SNN step / (T x ANN step);
+* ``floor``: the SNN graph with every neuron layer an identity, and ``floor-no-tdbn``: with every
+  tdBN an identity as well. They are no SNN (nothing spikes); they time what every variant
+  shares (convolutions, pooling, adds, head, SGD; and tdBN), so no neuron layer in this graph
+  can be faster than ``floor``, nor one with tdBN fused into it faster than ``floor-no-tdbn``.
+  The summary line under each table says how much of a step a target leaves the neuron layer.
 
 A step is forward + cross-entropy (``fwd``), backward (``bwd``) and the SGD update, timed one
 after another with the variants interleaved, so load on a shared machine hits them alike; the
@@ -50,9 +55,12 @@ from torch import nn
 from dspike.engine import OptimConfig, build_optimizer
 from dspike.models import build_model
 from dspike.neurons import LIF
+from dspike.norm import TdBatchNorm2d
 from dspike.spec import NeuronSpec
 
-VARIANTS = ("dspike-eager", "dspike-compiled", "spikingjelly", "snntorch", "ann")
+VARIANTS = (
+    "dspike-eager", "dspike-compiled", "spikingjelly", "snntorch", "ann", "floor", "floor-no-tdbn"
+)
 OPTIONAL = ("spikingjelly-dspike",)
 LABELS = {
     "dspike-eager": "dspike LIF, eager",
@@ -61,7 +69,10 @@ LABELS = {
     "spikingjelly-dspike": "SpikingJelly LIFNode (Dspike SG)",
     "snntorch": "snnTorch Leaky, per step",
     "ann": "ANN twin (ReLU)",
+    "floor": "floor: no neuron layer (tdBN kept)",
+    "floor-no-tdbn": "floor: no neuron layer, no tdBN",
 }
+TARGET = 0.85  # issue 12: the default's step <= 0.85 x SpikingJelly's and snnTorch's
 TAU, V_TH = NeuronSpec.tau, NeuronSpec.v_threshold  # the paper defaults every variant uses
 
 
@@ -120,12 +131,15 @@ def _snntorch(time_steps: int) -> nn.Module:
     return module
 
 
-def _swap_neurons(model: nn.Module, make: Callable[[], nn.Module]) -> int:
-    """Replace every dspike LIF of ``model`` by ``make()``; returns how many."""
+def _swap_neurons(
+    model: nn.Module, make: Callable[[], nn.Module], kinds: tuple[type, ...] = (LIF,)
+) -> int:
+    """Replace every module of ``kinds`` (default: dspike's LIF) by ``make()``; returns how
+    many."""
     swapped = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, LIF):
+            if isinstance(child, kinds):
                 setattr(parent, name, make())
                 swapped += 1
     return swapped
@@ -144,7 +158,11 @@ def build(variant: str, time_steps: int, width: int, device: torch.device) -> nn
         _swap_neurons(model, lambda: _spikingjelly(time_steps, variant.endswith("dspike")))
     elif variant == "snntorch":
         _swap_neurons(model, lambda: _snntorch(time_steps))
-    elif not variant.startswith("dspike-"):
+    elif variant == "floor":
+        _swap_neurons(model, nn.Identity)
+    elif variant == "floor-no-tdbn":
+        _swap_neurons(model, nn.Identity, (LIF, TdBatchNorm2d))
+    elif variant not in ("dspike-eager", "dspike-compiled"):
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS + OPTIONAL}")
     return model.to(device).train()
 
@@ -245,26 +263,54 @@ def _ratio(a: float, b: float | None) -> str:
 
 
 def report(rows: list[dict], time_steps: int, batch: int) -> None:
-    """Print one (T, batch) table: times, ratios, backward share, memory."""
+    """Print one (T, batch) table: times, ratios, cost over the floor, memory; then the targets."""
     by = {r["variant"]: r for r in rows if r["T"] == time_steps and r["batch"] == batch}
     st = by.get("snntorch", {}).get("step")
     sj = by.get("spikingjelly", {}).get("step")
     ann = by.get("ann", {}).get("step")
+    floor = by.get("floor", {}).get("step")
     print(f"\nT={time_steps}, batch {batch}")
     print(
         f"{'neuron layer':<42} {'step s':>7} {'fwd s':>6} {'bwd s':>6} {'bwd/fwd':>7} "
-        f"{'/snnTorch':>9} {'/SJ':>5} {'/(TxANN)':>8} {'peak MB':>8} {'step MB':>8} "
-        f"{'1st-step excess s':>17}"
+        f"{'/snnTorch':>9} {'/SJ':>5} {'/(TxANN)':>8} {'-floor s':>8} {'peak MB':>8} "
+        f"{'step MB':>8} {'1st-step excess s':>17}"
     )
     for v, r in by.items():
         tx_ann = "-" if v == "ann" or not ann else f"{r['step'] / (time_steps * ann):.2f}"
+        over = "-" if v == "ann" or v.startswith("floor") or not floor else (
+            f"{r['step'] - floor:.3f}")
         mem = [f"{r[k]:8.0f}" if k in r else f"{'-':>8}" for k in ("peak_rss_mb", "step_rss_mb")]
         excess = f"{r['first_step_excess_s']:17.1f}" if "first_step_excess_s" in r else f"{'-':>17}"
         print(
             f"{LABELS[v]:<42} {r['step']:7.3f} {r['fwd']:6.3f} {r['bwd']:6.3f} "
             f"{r['bwd'] / r['fwd']:7.2f} {_ratio(r['step'], st):>9} {_ratio(r['step'], sj):>5} "
-            f"{tx_ann:>8} {mem[0]} {mem[1]} {excess}"
+            f"{tx_ann:>8} {over:>8} {mem[0]} {mem[1]} {excess}"
         )
+    for line in target_lines(by):
+        print(line)
+
+
+def target_lines(by: dict[str, dict]) -> list[str]:
+    """What issue 12's target (``TARGET`` x the faster of SpikingJelly and snnTorch) leaves a
+    neuron layer in this graph, against the floors; empty without those variants."""
+    others = [by[v]["step"] for v in ("spikingjelly", "snntorch") if v in by]
+    if not others:
+        return []
+    target = TARGET * min(others)
+    lines = [f"target: {TARGET} x the faster of SpikingJelly / snnTorch = {target:.3f} s"]
+    for v in ("floor", "floor-no-tdbn"):
+        if v in by:
+            left = target - by[v]["step"]
+            lines.append(
+                f"  {LABELS[v]}: {by[v]['step']:.3f} s ({by[v]['step'] / min(others):.2f} x); "
+                f"leaves {left:.3f} s per step for "
+                + ("the neuron layer" if v == "floor" else "the neuron layer with tdBN fused in")
+            )
+    for v in ("dspike-eager", "dspike-compiled"):
+        if v in by:
+            verdict = "meets" if by[v]["step"] <= target else "misses"
+            lines.append(f"  {LABELS[v]}: {by[v]['step']:.3f} s, {verdict} it")
+    return lines
 
 
 def plot(rows: list[dict], path: Path) -> None:

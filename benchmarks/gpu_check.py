@@ -7,7 +7,8 @@
    forward spikes and backward ``dL/dc``, in float32 and bfloat16 (Eq. 1-2, Dspike Eq. 12).
 2. ``step``: one SGD step of the spiking ResNet-18 at T=6 for each neuron layer of
    ``benchmarks/compare_frameworks.py`` (dspike eager and compiled, SpikingJelly's LIFNode with
-   its native CUDA/Triton kernels where it imports, snnTorch) and T x the ANN twin's step.
+   its native CUDA/Triton kernels where it imports, snnTorch), the floor (the same graph with
+   no neuron layer) and T x the ANN twin's step.
 3. ``stage``: the real training stage ``pipelines.train cifar10_snn_t6`` at smoke scale with
    ``train.bf16: true`` (autocast) and ``neuron.backend: compiled``, in a fresh workspace.
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         status, detail = check_equal(device, dtype_name, time_steps, neurons)
         rows.append(("equal", f"compiled vs eager LIF, {dtype_name}", status, detail))
 
-    variants = ["dspike-eager", "dspike-compiled", "snntorch", "ann"]
+    variants = ["dspike-eager", "dspike-compiled", "snntorch", "floor", "ann"]
     if importlib.util.find_spec("spikingjelly") is not None:
         variants.insert(2, "spikingjelly")
     else:

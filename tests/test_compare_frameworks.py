@@ -1,0 +1,85 @@
+"""benchmarks/compare_frameworks.py at toy size: every variant builds and steps, the floors are
+the same graph without its neuron layers (and tdBN), and the target line says what it says."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from dspike.neurons import LIF
+from dspike.norm import TdBatchNorm2d
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "compare_frameworks.py"
+
+
+@pytest.fixture(scope="module")
+def cf():
+    spec = importlib.util.spec_from_file_location("compare_frameworks", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _count(model: nn.Module, kind: type) -> int:
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+def test_floors_are_the_snn_graph_without_neurons_and_tdbn(cf):
+    cpu = torch.device("cpu")
+    snn, floor, bare = (cf.build(v, 2, 4, cpu) for v in ("dspike-eager", "floor", "floor-no-tdbn"))
+    assert _count(snn, LIF) == 19 and _count(snn, TdBatchNorm2d) == 22
+    assert (_count(floor, LIF), _count(floor, TdBatchNorm2d)) == (0, 22)
+    assert (_count(bare, LIF), _count(bare, TdBatchNorm2d)) == (0, 0)
+    for model in (floor, bare):  # same convolutions, same weights, same batch through them
+        assert _count(model, nn.Conv2d) == _count(snn, nn.Conv2d)
+        assert torch.equal(model.conv1.weight, snn.conv1.weight)
+    x = torch.randn(3, 3, 32, 32)
+    seen: list[int] = []
+    hook = bare.stages[-1].register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+    assert bare(x).shape == (3, 10)
+    hook.remove()
+    assert seen == [2 * 3]  # time still folded into the batch: T x B samples per conv
+
+
+def test_target_lines_say_what_the_target_leaves_the_neuron_layer(cf):
+    by = {
+        "spikingjelly": {"step": 4.0},
+        "snntorch": {"step": 5.0},
+        "floor": {"step": 3.0},
+        "floor-no-tdbn": {"step": 2.9},
+        "dspike-eager": {"step": 3.5},
+        "dspike-compiled": {"step": 3.3},
+    }
+    lines = cf.target_lines(by)
+    assert lines[0] == "target: 0.85 x the faster of SpikingJelly / snnTorch = 3.400 s"
+    assert "3.000 s (0.75 x); leaves 0.400 s per step for the neuron layer" in lines[1]
+    assert "2.900 s (0.72 x); leaves 0.500 s" in lines[2]
+    assert lines[3].endswith("3.500 s, misses it") and lines[4].endswith("3.300 s, meets it")
+    assert cf.target_lines({"floor": {"step": 1.0}}) == []
+
+
+@pytest.mark.integration
+def test_cli_times_every_variant_and_writes_csv_and_plot(tmp_path):
+    variants = "dspike-eager,spikingjelly,snntorch,ann,floor,floor-no-tdbn"
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--time-steps", "2", "--batches", "2", "--width", "4",
+         "--repeats", "1", "--warmup", "0", "--variants", variants, "--no-memory",
+         "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    with open(tmp_path / "compare_frameworks.csv") as f:
+        rows = {r["variant"]: r for r in csv.DictReader(f)}
+    assert sorted(rows) == sorted(variants.split(","))
+    assert all(float(r["step"]) > 0 for r in rows.values())
+    assert (tmp_path / "compare_frameworks.png").stat().st_size > 0
+    assert "target: 0.85 x the faster of SpikingJelly / snnTorch" in out.stdout
+    assert "leaves" in out.stdout and "dspike LIF, eager:" in out.stdout
