@@ -3,7 +3,7 @@
     python benchmarks/compare_frameworks.py            # T in {2,4,6} x batch in {32,64}
     python benchmarks/compare_frameworks.py --quick    # T=6, batch 32 (the README's table)
         [--width 64] [--repeats 5] [--warmup 2] [--threads 0] [--variants ...]
-        [--no-memory] [--out benchmarks/out]
+        [--no-memory] [--malloc retain|default] [--out benchmarks/out]
 
 Same network for every variant: the paper's ResNet-18 (Sec. 5.1), its convolutions, tdBN and
 graph (time folded into the batch, the first conv run once); only the neuron layer differs, all
@@ -30,9 +30,12 @@ after another with the variants interleaved, so load on a shared machine hits th
 median of ``--repeats`` steps after ``--warmup`` is reported. Peak memory is measured in a fresh
 process per variant (``VmHWM``; ``step RSS`` is the peak minus the RSS before the first
 step); that process also times its first step against its later ones, which for
-``dspike-compiled`` is the compile overhead a pipeline stage pays with the cache it finds.
+``dspike-compiled`` is the compile overhead a pipeline stage pays with the cache it finds, and
+counts a step's minor page faults (``faults/step``, from the third step on).
 Writes ``compare_frameworks.csv`` and ``compare_frameworks.png`` (step time against T) to
-``--out``. Needs ``pip install 'dspike[bench]'``.
+``--out``. ``--malloc retain`` (the default) keeps freed memory in the process as the training
+stages do (:mod:`dspike.allocator`, in this process and every variant alike); ``default``
+leaves glibc's behaviour. Needs ``pip install 'dspike[bench]'``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dspike.allocator import retain_freed_memory
 from dspike.engine import OptimConfig, build_optimizer
 from dspike.models import build_model
 from dspike.neurons import LIF
@@ -234,18 +239,24 @@ def _status_mb(key: str) -> float:
 
 
 def measure_memory(variant: str, time_steps: int, batch: int, width: int, steps: int) -> dict:
-    """In this (fresh) process: peak RSS of ``steps`` SGD steps, and the first step's excess."""
+    """In this (fresh) process: peak RSS of ``steps`` SGD steps, the first step's excess, and
+    the minor page faults of a step after the first two (the median)."""
     device = torch.device("cpu")
     x, y = _batch(batch, device)
     model = build(variant, time_steps, width, device)
     optimizer = build_optimizer(model, OptimConfig(lr=0.01))
     before = _status_mb("VmRSS")
-    times = [timed_step(model, optimizer, x, y, device)[2] for _ in range(steps)]
+    times, faults = [], []
+    for _ in range(steps):
+        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        times.append(timed_step(model, optimizer, x, y, device)[2])
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
     peak = _status_mb("VmHWM")
     return {
         "peak_rss_mb": peak,
         "step_rss_mb": peak - before,
         "first_step_excess_s": times[0] - statistics.median(times[1:]),
+        "faults_per_step": statistics.median(faults[2:]),
     }
 
 
@@ -253,6 +264,7 @@ def memory_in_subprocess(variant: str, time_steps: int, batch: int, args) -> dic
     cmd = [
         sys.executable, __file__, "--memory-of", variant, "--time-steps-one", str(time_steps),
         "--batch-one", str(batch), "--width", str(args.width), "--threads", str(args.threads),
+        "--malloc", args.malloc,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ.copy())
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -273,7 +285,7 @@ def report(rows: list[dict], time_steps: int, batch: int) -> None:
     print(
         f"{'neuron layer':<42} {'step s':>7} {'fwd s':>6} {'bwd s':>6} {'bwd/fwd':>7} "
         f"{'/snnTorch':>9} {'/SJ':>5} {'/(TxANN)':>8} {'-floor s':>8} {'peak MB':>8} "
-        f"{'step MB':>8} {'1st-step excess s':>17}"
+        f"{'step MB':>8} {'1st-step excess s':>17} {'faults/step':>11}"
     )
     for v, r in by.items():
         tx_ann = "-" if v == "ann" or not ann else f"{r['step'] / (time_steps * ann):.2f}"
@@ -281,10 +293,11 @@ def report(rows: list[dict], time_steps: int, batch: int) -> None:
             f"{r['step'] - floor:.3f}")
         mem = [f"{r[k]:8.0f}" if k in r else f"{'-':>8}" for k in ("peak_rss_mb", "step_rss_mb")]
         excess = f"{r['first_step_excess_s']:17.1f}" if "first_step_excess_s" in r else f"{'-':>17}"
+        faults = f"{r['faults_per_step']:11.0f}" if "faults_per_step" in r else f"{'-':>11}"
         print(
             f"{LABELS[v]:<42} {r['step']:7.3f} {r['fwd']:6.3f} {r['bwd']:6.3f} "
             f"{r['bwd'] / r['fwd']:7.2f} {_ratio(r['step'], st):>9} {_ratio(r['step'], sj):>5} "
-            f"{tx_ann:>8} {over:>8} {mem[0]} {mem[1]} {excess}"
+            f"{tx_ann:>8} {over:>8} {mem[0]} {mem[1]} {excess} {faults}"
         )
     for line in target_lines(by):
         print(line)
@@ -346,16 +359,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-variant processes")
+    parser.add_argument("--malloc", choices=("retain", "default"), default="retain",
+                        help="retain: keep freed memory as the training stages do")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     parser.add_argument("--time-steps-one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--batch-one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.malloc == "retain" and not retain_freed_memory():
+        print("--malloc retain: not glibc, so glibc's default behaviour stands")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_of:
         print(json.dumps(measure_memory(args.memory_of, args.time_steps_one, args.batch_one,
-                                        args.width, steps=args.warmup + 2)))
+                                        args.width, steps=max(args.warmup, 2) + 2)))
         return []
     variants = [v.strip() for v in args.variants.split(",")]
     for v in variants:
@@ -366,7 +383,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(
         f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}, "
-        f"ResNet-18 width {args.width}, 32x32, median of {args.repeats} after {args.warmup} warmup"
+        f"ResNet-18 width {args.width}, 32x32, median of {args.repeats} after {args.warmup} "
+        f"warmup, malloc {args.malloc}"
     )
     rows = []
     for batch in batches:

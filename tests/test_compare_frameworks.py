@@ -83,3 +83,9 @@ def test_cli_times_every_variant_and_writes_csv_and_plot(tmp_path):
     assert (tmp_path / "compare_frameworks.png").stat().st_size > 0
     assert "target: 0.85 x the faster of SpikingJelly / snnTorch" in out.stdout
     assert "leaves" in out.stdout and "dspike LIF, eager:" in out.stdout
+
+
+def test_memory_record_of_a_variant(cf):
+    record = cf.measure_memory("floor", 2, 2, 4, steps=4)
+    assert record["peak_rss_mb"] >= record["step_rss_mb"] >= 0
+    assert record["faults_per_step"] >= 0 and isinstance(record["first_step_excess_s"], float)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..allocator import retain_freed_memory
 from ..data import make_loader
 from ..energy import measure_activity
 from ..fdg import FIRST_LAYER, fdg
@@ -143,10 +144,13 @@ def fit(
     """Train ``model`` as ``config`` (a validated :class:`~dspike.engine.TrainConfig`) says.
 
     Resumes from ``config.run.checkpoint`` when that file exists. Under torchrun every process
-    calls this; only rank 0 writes the checkpoint and talks to ``tracker``.
+    calls this; only rank 0 writes the checkpoint and talks to ``tracker``. On the CPU, freed
+    tensor memory stays with the process for the next step (:mod:`dspike.allocator`).
     """
     config.validate()
     info = distributed.setup()
+    if info.device.type == "cpu":
+        retain_freed_memory()
     return _Trainer(config, model, train_set, test_set, tracker, info).run()
 
 
