@@ -241,6 +241,8 @@ def _status_mb(key: str) -> float:
 def measure_memory(variant: str, time_steps: int, batch: int, width: int, steps: int) -> dict:
     """In this (fresh) process: peak RSS of ``steps`` SGD steps, the first step's excess, and
     the minor page faults of a step after the first two (the median)."""
+    if steps < 3:
+        raise ValueError(f"measure_memory: steps must be >= 3 (a step after two), got {steps}")
     device = torch.device("cpu")
     x, y = _batch(batch, device)
     model = build(variant, time_steps, width, device)
@@ -314,10 +316,15 @@ def target_lines(by: dict[str, dict]) -> list[str]:
     for v in ("floor", "floor-no-tdbn"):
         if v in by:
             left = target - by[v]["step"]
+            what = "the neuron layer" if v == "floor" else "the neuron layer with tdBN fused in"
+            verdict = (
+                f"leaves {left:.3f} s per step for {what}"
+                if left > 0
+                else f"is {-left:.3f} s over the target before any neuron layer"
+            )
             lines.append(
                 f"  {LABELS[v]}: {by[v]['step']:.3f} s ({by[v]['step'] / min(others):.2f} x); "
-                f"leaves {left:.3f} s per step for "
-                + ("the neuron layer" if v == "floor" else "the neuron layer with tdBN fused in")
+                + verdict
             )
     for v in ("dspike-eager", "dspike-compiled"):
         if v in by:
@@ -393,7 +400,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 variants, t, batch, args.width, args.repeats, args.warmup, device
             )
             for v in variants:
-                row = {"variant": v, "T": t, "batch": batch, **medians[v]}
+                row = {"variant": v, "T": t, "batch": batch, "malloc": args.malloc, **medians[v]}
                 if not args.no_memory and device.type == "cpu":
                     row.update(memory_in_subprocess(v, t, batch, args))
                 rows.append(row)

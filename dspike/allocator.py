@@ -13,7 +13,9 @@ PyTorch's CUDA caching allocator does on the GPU: memory freed by tensors stays 
 process, and the resident size stays near its peak.
 
 :func:`dspike.engine.fit` calls it when it trains on the CPU; a training loop of one's own calls
-it once before its first step. Measured figures: the README, section "Training step cost".
+it once before its first step. Memory stays with the process after training too; setting any
+of glibc's own variables (:data:`GLIBC_SETTINGS`) opts out. Measured figures: the README,
+section "Training step cost".
 """
 
 from __future__ import annotations
@@ -21,30 +23,39 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 
-__all__ = ["retain_freed_memory"]
+__all__ = ["GLIBC_SETTINGS", "retain_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1  # malloc.h
 _M_MMAP_THRESHOLD = -3
+_M_MMAP_MAX = -4
 # Allocations above this still get their own mmap (and go back to the OS when freed).
 _MAX_RETAINED = 2**31 - 1
+# glibc's own settings; where one is set, the user's choice stands and nothing is changed.
+GLIBC_SETTINGS = (
+    "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"
+)
 
 
 @functools.cache
 def retain_freed_memory() -> bool:
     """Make glibc keep freed memory for reuse (see the module docstring); once per process.
 
-    Returns False, changing nothing, where the C library is not glibc (musl, macOS, Windows)
-    or refuses the setting.
+    Returns True when it did. It changes nothing and returns False where the C library is not
+    glibc (musl, macOS, Windows) or where one of :data:`GLIBC_SETTINGS` is in the environment
+    (``MALLOC_TRIM_THRESHOLD_=131072`` keeps glibc's default, for one). A glibc that refuses an
+    mmap threshold this high (older ones cap it at 32 MiB) gets mmap switched off instead.
     """
-    path = ctypes.util.find_library("c")
+    if any(name in os.environ for name in GLIBC_SETTINGS):
+        return False
     try:
-        libc = ctypes.CDLL(path)
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
         libc.gnu_get_libc_version  # noqa: B018 (glibc only)
         mallopt = libc.mallopt
     except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MAX_RETAINED)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, _MAX_RETAINED)
-    )
+    if not mallopt(_M_TRIM_THRESHOLD, _MAX_RETAINED):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MAX_RETAINED) or mallopt(_M_MMAP_MAX, 0))

@@ -64,6 +64,8 @@ def test_target_lines_say_what_the_target_leaves_the_neuron_layer(cf):
     assert "2.900 s (0.72 x); leaves 0.500 s" in lines[2]
     assert lines[3].endswith("3.500 s, misses it") and lines[4].endswith("3.300 s, meets it")
     assert cf.target_lines({"floor": {"step": 1.0}}) == []
+    over = cf.target_lines({"spikingjelly": {"step": 4.0}, "floor": {"step": 3.5}})
+    assert over[1].endswith("3.500 s (0.88 x); is 0.100 s over the target before any neuron layer")
 
 
 @pytest.mark.integration
@@ -79,6 +81,7 @@ def test_cli_times_every_variant_and_writes_csv_and_plot(tmp_path):
     with open(tmp_path / "compare_frameworks.csv") as f:
         rows = {r["variant"]: r for r in csv.DictReader(f)}
     assert sorted(rows) == sorted(variants.split(","))
+    assert {r["malloc"] for r in rows.values()} == {"retain"}
     assert all(float(r["step"]) > 0 for r in rows.values())
     assert (tmp_path / "compare_frameworks.png").stat().st_size > 0
     assert "target: 0.85 x the faster of SpikingJelly / snnTorch" in out.stdout
@@ -86,6 +89,8 @@ def test_cli_times_every_variant_and_writes_csv_and_plot(tmp_path):
 
 
 def test_memory_record_of_a_variant(cf):
+    with pytest.raises(ValueError, match="steps must be >= 3"):
+        cf.measure_memory("floor", 2, 2, 4, steps=2)
     record = cf.measure_memory("floor", 2, 2, 4, steps=4)
     assert record["peak_rss_mb"] >= record["step_rss_mb"] >= 0
     assert record["faults_per_step"] >= 0 and isinstance(record["first_step_excess_s"], float)

@@ -15,6 +15,7 @@ from engine_support import (
     toy_data,
 )
 
+from dspike.allocator import retain_freed_memory
 from dspike.data import build_dataset, make_loader, materialize_bundled
 from dspike.energy import measure_activity
 from dspike.engine import (
@@ -112,7 +113,9 @@ def test_snn_learns_bundled_mnist_well_above_chance(tmp_path):
 def test_ann_trains_and_reports_no_temperature():
     train, test = toy_data()
     cfg = toy_config(mode="ann", surrogate="none", time_steps=1)
+    retain_freed_memory.cache_clear()
     result = fit(cfg, build_network(cfg), train, test)
+    assert retain_freed_memory.cache_info().currsize == 1  # fit on the CPU retains freed memory
     assert result.temperature is None and result.history[-1]["firing_rate"] is None
     assert result.best_acc >= result.final_acc > 60.0
 
