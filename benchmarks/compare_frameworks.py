@@ -374,7 +374,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--batch-one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.malloc == "retain" and not retain_freed_memory():
-        print("--malloc retain: not glibc, so glibc's default behaviour stands")
+        print("--malloc retain: not applied (not glibc, or glibc's own MALLOC_* / GLIBC_TUNABLES "
+              "variables are set), so the allocator behaves as it finds itself")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_of:

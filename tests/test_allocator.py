@@ -13,7 +13,8 @@ import pytest
 
 from dspike.allocator import GLIBC_SETTINGS
 
-PROBE = """
+SIZES_MIB = (40, 48, 40, 64, 40, 33)  # a step's large tensors, each allocated twice
+PROBE = f"""
 import resource, sys, torch
 from dspike.allocator import retain_freed_memory
 print(retain_freed_memory() if sys.argv[1] == "retain" else None)
@@ -21,7 +22,7 @@ faults = []
 for step in range(6):  # a training step's pattern: activations kept, temporaries freed at once
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     acts = []
-    for mib in (40, 48, 40, 64, 40, 33):
+    for mib in {SIZES_MIB}:
         x = torch.empty(mib * 2**18).fill_(1.0)
         acts.append(x * 2)
     while acts:  # backward frees them in reverse
@@ -29,7 +30,7 @@ for step in range(6):  # a training step's pattern: activations kept, temporarie
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 print(sum(faults[2:]))  # once the heap has grown
 """
-PAGES = 4 * 2 * (40 + 48 + 40 + 64 + 40 + 33) * 2**20 // 4096  # touched in steps 3-6
+PAGES = 4 * 2 * sum(SIZES_MIB) * 2**20 // 4096  # touched in steps 3-6
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 pytestmark = [
