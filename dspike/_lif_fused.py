@@ -1,34 +1,56 @@
 """Fused LIF kernels (Eq. 1-2) for the ``compiled`` backend of :mod:`dspike.neurons`.
 
-Both functions are written one time step at a time on a ``[T, N]`` view; torch.compile
-(inductor) unrolls the T steps and fuses them into one loop over the N neurons (C++ on CPU,
-Triton on GPU). The forward reads ``c`` once and writes spikes and ``u_pre`` once; the backward
-reads ``dL/dy`` and ``u_pre`` once, evaluates the surrogate inline and writes ``dL/dc``, with
-no other buffer of size T x N.
+Both passes are written one time step at a time on a ``[T, N]`` view; inductor unrolls the T
+steps and fuses them into one loop over the N neurons (C++/OpenMP on CPU, Triton on GPU). The
+forward reads ``c`` once and writes spikes and ``u_pre`` once; the backward reads ``dL/dy`` and
+``u_pre`` once, evaluates the surrogate inline and writes ``dL/dc``, with no other buffer of
+size T x N.
 
-What changes the generated code is specialised (one compile each): T, the dtype and the
+The kernels are compiled ahead of time (``torch.export`` + AOTInductor) into a ``.pt2`` package
+once per machine and kept in inductor's cache directory (``$TORCHINDUCTOR_CACHE_DIR``, else
+``<tmp>/torchinductor_<user>``), under ``dspike_lif/``. A build takes 10-30 s; a process that
+finds its package there loads it in milliseconds, without importing torch._dynamo or
+torch._inductor, so a pipeline stage pays no compile. Concurrent processes that need the same
+package build it once: the others wait on its lock file. What changes the generated code is
+one package each: the pass, T, the dtype, the device (on CPU its instruction set), the
 surrogate's formula. Everything else is data: ``consts = [tau, V_th, detach_reset,
 *surrogate.grad_params()]`` is a float64 tensor on the input's device, so a new Dspike
-temperature (Algorithm 1, every epoch) is not a recompile, and N is dynamic, so every layer
-of a network shares one kernel. ``emulate_precision_casts`` rounds every bf16/fp16
-intermediate as eager does, so the two backends emit the same spikes in low precision too.
+temperature (Algorithm 1, every epoch) is not a rebuild; N is dynamic, so every layer of a
+network shares one kernel; the CPU kernels take the thread count at run time
+(``cpp.dynamic_threads``). ``emulate_precision_casts`` rounds every bf16/fp16 intermediate as
+eager does, so the two backends emit the same spikes in low precision too.
+
+A build that fails (no C++ compiler, say) raises :class:`KernelBuildError`, naming the package
+and the cause; :mod:`dspike.neurons` then warns once and runs the eager kernels.
 """
 
 from __future__ import annotations
 
 import functools
+import getpass
+import hashlib
+import inspect
+import logging
+import os
+import re
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
+from filelock import FileLock
 
 from .surrogate import GradFunction
 
-__all__ = ["lif_backward", "lif_forward"]
+__all__ = ["KernelBuildError", "cache_dir", "lif_backward", "lif_forward"]
 
-# Specialisations the library can legitimately need: surrogate formula x dtype x T. Beyond
-# this, fullgraph=True raises instead of silently falling back to eager.
-RECOMPILE_LIMIT = 32
+log = logging.getLogger(__name__)
 
+
+class KernelBuildError(RuntimeError):
+    """A fused kernel package could not be built (or loaded) on this machine."""
 
 def _forward_steps(c: torch.Tensor, consts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     tau, v_threshold = consts[0], consts[1]
@@ -65,23 +87,110 @@ def _backward_steps(
     return torch.stack(grads[::-1])
 
 
-def _compile(fn: Callable) -> Callable:
-    return torch.compile(
-        fn,
-        fullgraph=True,
-        recompile_limit=RECOMPILE_LIMIT,
-        options={"emulate_precision_casts": True},
-    )
+class _Pass(torch.nn.Module):
+    """One pass as a module for ``torch.export``; ``extra`` are its non-tensor arguments."""
+
+    def __init__(self, fn: Callable, *extra: object) -> None:
+        super().__init__()
+        self.fn, self.extra = fn, extra
+
+    def forward(self, *tensors: torch.Tensor):
+        return self.fn(*tensors, *self.extra)
 
 
-@functools.cache
-def _compiled_forward() -> Callable:
-    return _compile(_forward_steps)
+_SOURCE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+_RUNNERS: dict[str, Any] = {}
+# Packages this process compiled (not loaded): what the tests count to show nothing rebuilds.
+builds = 0
 
 
-@functools.cache
-def _compiled_backward() -> Callable:
-    return _compile(_backward_steps)
+def cache_dir() -> Path:
+    """Where the packages live: inductor's cache directory, ``dspike_lif/``."""
+    root = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if root is None:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = f"uid_{os.getuid()}"
+        user = re.sub(r'[\\/:*?"<>|]', "_", user)
+        root = os.path.join(tempfile.gettempdir(), "torchinductor_" + user)
+    return Path(root, "dspike_lif")
+
+
+def _formula(fn: Callable) -> str:
+    """What identifies a surrogate formula's code: its name, bytecode and the source file it
+    lives in (so a helper it calls is covered too)."""
+    code = fn.__code__
+    try:
+        module_source = hashlib.sha256(Path(inspect.getfile(fn)).read_bytes()).hexdigest()
+    except (OSError, TypeError):
+        module_source = ""
+    return (f"{fn.__module__}.{fn.__qualname__}:{code.co_code.hex()}:{code.co_consts!r}:"
+            f"{module_source}")
+
+
+def _package_key(name: str, steps: int, like: torch.Tensor, formula: str = "") -> str:
+    device = like.device
+    if device.type == "cpu":
+        target = str(torch.backends.cpu.get_cpu_capability())
+    else:
+        target = str(torch.cuda.get_device_capability(device)) if device.type == "cuda" else ""
+    parts = (torch.__version__, sys.version_info[:2], _SOURCE, name, steps, str(like.dtype),
+             str(device), target, formula)
+    return f"{name}-T{steps}-" + hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+def _build(path: Path, module: torch.nn.Module, examples: tuple[torch.Tensor, ...]) -> None:
+    """Export ``module`` with dim 1 of every ``[T, N]`` input dynamic and AOT-compile it."""
+    global builds
+    from torch._inductor import aoti_compile_and_package
+
+    log.warning("dspike: building the fused LIF kernel %s (once per machine, 10-30 s)", path)
+    n = torch.export.Dim("n", min=1)
+    shapes = tuple({1: n} if x.dim() == 2 else None for x in examples)
+    program = torch.export.export(module, examples, dynamic_shapes=(shapes,))
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.pt2")
+    options = {"emulate_precision_casts": True, "cpp.dynamic_threads": True}
+    try:
+        aoti_compile_and_package(program, package_path=str(partial), inductor_configs=options)
+        os.replace(partial, path)  # atomic: a concurrent reader never sees half a package
+    finally:
+        partial.unlink(missing_ok=True)
+    builds += 1
+
+
+def _load(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> Any:
+    """The package ``key``'s runner, built first if this machine has none yet."""
+    path = cache_dir() / f"{key}.pt2"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path.with_suffix(".lock"))):
+            if not path.exists():
+                # Any N works for the dynamic dim; 977 keeps it distinct from T in tracing.
+                examples = tuple(
+                    torch.zeros(x.shape[0], 977, dtype=x.dtype, device=x.device)
+                    if x.dim() == 2 else x
+                    for x in inputs
+                )
+                _build(path, module, examples)
+        device = inputs[0].device
+        index = -1 if device.type == "cpu" else (device.index or 0)
+        # What torch._inductor.aoti_load_package calls, without importing torch._inductor
+        # (2.4 s: it imports torch._dynamo).
+        return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, index)
+    except Exception as error:
+        raise KernelBuildError(
+            f"could not build or load the fused LIF kernel {path}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
+def _run(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Run the package ``key`` on ``inputs``, loading it (or first building it) on first use."""
+    runner = _RUNNERS.get(key)
+    if runner is None:
+        runner = _RUNNERS[key] = _load(key, module, inputs)
+    return runner.run(inputs)
 
 
 @functools.lru_cache(maxsize=256)
@@ -90,17 +199,18 @@ def _consts(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
 
 
 def _steps_view(x: torch.Tensor) -> torch.Tensor:
-    """``x`` detached as contiguous ``[T, N]`` (so strides never recompile), N dynamic."""
-    flat = x.detach().reshape(x.shape[0], -1).contiguous()
-    torch._dynamo.maybe_mark_dynamic(flat, 1)
-    return flat
+    """``x`` detached as contiguous ``[T, N]``."""
+    return x.detach().reshape(x.shape[0], -1).contiguous()
 
 
 def lif_forward(
     c: torch.Tensor, tau: float, v_threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Spikes (shape of ``c``) and ``u_pre`` (``[T, N]``) of Eq. 1-2, one fused kernel."""
-    spikes, u_pre = _compiled_forward()(_steps_view(c), _consts((tau, v_threshold), c.device))
+    flat = _steps_view(c)
+    key = _package_key("forward", flat.shape[0], flat)
+    consts = _consts((tau, v_threshold), c.device)
+    spikes, u_pre = _run(key, _Pass(_forward_steps), [flat, consts])
     return spikes.view(c.shape), u_pre
 
 
@@ -115,5 +225,7 @@ def lif_backward(
 ) -> torch.Tensor:
     """``dL/dc`` (shape of ``grad_spikes``) from ``u_pre`` ``[T, N]``, one fused kernel."""
     consts = _consts((tau, v_threshold, float(detach_reset), *grad_params), u_pre.device)
-    grad = _compiled_backward()(_steps_view(grad_spikes), _steps_view(u_pre), consts, grad_function)
+    key = _package_key("backward", u_pre.shape[0], u_pre, _formula(grad_function))
+    module = _Pass(_backward_steps, grad_function)
+    (grad,) = _run(key, module, [_steps_view(grad_spikes), _steps_view(u_pre), consts])
     return grad.view(grad_spikes.shape)

@@ -12,12 +12,18 @@ with plain autograd, kept as the ground truth the tests compare against.
 (the defaults live there) and optionally records firing rates. Without a surrogate, both use
 Dspike with its window at the neuron's threshold.
 
-Two backends compute the same node: ``"eager"`` (default) loops over T with ATen ops;
-``"compiled"`` fuses each pass into one torch.compile kernel (:mod:`dspike._lif_fused`), at
-the cost of a compile of some seconds on first use. :func:`set_lif_backend` switches a model.
+Two backends compute the same node: ``"compiled"`` (default) fuses each pass into one kernel
+(:mod:`dspike._lif_fused`), built ahead of time once per machine (10-30 s per pass x T x dtype
+x surrogate formula) and loaded in milliseconds by every later process; ``"eager"`` loops over
+T with ATen ops and needs no compiler. Where the kernels cannot be built, ``compiled`` warns
+once and runs the eager kernels. :func:`set_lif_backend` switches a model.
 """
 
 from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,6 +42,28 @@ __all__ = [
     "set_lif_backend",
 ]
 
+
+
+# Why the fused kernels cannot run on this machine, once a build has failed; then every
+# ``compiled`` LIF runs the eager kernels (the same node).
+_fused_unavailable: str | None = None
+
+
+def _fused(kernel: Callable[..., Any], *args: Any) -> Any:
+    """``kernel(*args)``, or None (with one warning per process) where it cannot be built."""
+    global _fused_unavailable
+    if _fused_unavailable is None:
+        try:
+            return kernel(*args)
+        except _lif_fused.KernelBuildError as error:
+            _fused_unavailable = str(error)
+            warnings.warn(
+                f"{error}. The LIF runs its eager kernels instead: the same results, slower "
+                f"(neuron.backend: eager says so without this warning)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return None
 
 
 def _eager_forward(
@@ -93,10 +121,10 @@ class _LIFFunction(torch.autograd.Function):
         detach_reset: bool,
         backend: LIFBackend,
     ) -> torch.Tensor:
+        fused = None
         if backend == "compiled":
-            spikes, u_pre = _lif_fused.lif_forward(c, tau, v_threshold)
-        else:
-            spikes, u_pre = _eager_forward(c, tau, v_threshold)
+            fused = _fused(_lif_fused.lif_forward, c, tau, v_threshold)
+        spikes, u_pre = fused if fused is not None else _eager_forward(c, tau, v_threshold)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(u_pre)
         ctx.constants = (tau, v_threshold, surrogate, detach_reset, backend)
@@ -106,8 +134,10 @@ class _LIFFunction(torch.autograd.Function):
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
         (u_pre,) = ctx.saved_tensors
         tau, v_threshold, surrogate, detach_reset, backend = ctx.constants
+        grad_c = None
         if backend == "compiled":
-            grad_c = _lif_fused.lif_backward(
+            grad_c = _fused(
+                _lif_fused.lif_backward,
                 grad_spikes,
                 u_pre,
                 tau,
@@ -116,7 +146,8 @@ class _LIFFunction(torch.autograd.Function):
                 surrogate.grad_params(),
                 detach_reset,
             )
-        else:
+        if grad_c is None:  # the fused forward keeps u_pre as [T, N]
+            u_pre = u_pre.view_as(grad_spikes)
             grad_c = _eager_backward(grad_spikes, u_pre, tau, v_threshold, surrogate, detach_reset)
         return grad_c, None, None, None, None, None
 
@@ -131,15 +162,13 @@ def lif(
 ) -> torch.Tensor:
     """Spikes of LIF neurons driven by input currents ``c`` of shape ``[T, ...]`` (Eq. 1-2).
 
-    ``backend="compiled"`` runs fused torch.compile kernels (first call compiles, seconds);
-    it needs a :class:`~dspike.surrogate.FunctionalSurrogate` (every built-in one is).
+    ``backend="compiled"`` runs fused kernels (built once per machine, see :mod:`._lif_fused`)
+    for a :class:`~dspike.surrogate.FunctionalSurrogate` (every built-in one is), whose
+    formula the backward kernel inlines; a surrogate with only ``grad`` runs the eager kernels.
     """
     surrogate = surrogate or Dspike(v_threshold=v_threshold)
     if check_backend(backend) == "compiled" and not isinstance(surrogate, FunctionalSurrogate):
-        raise TypeError(
-            f"backend='compiled' needs a surrogate with grad_function and grad_params, "
-            f"got {surrogate!r}"
-        )
+        backend = "eager"
     return _LIFFunction.apply(c, tau, v_threshold, surrogate, detach_reset, backend)
 
 

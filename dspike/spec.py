@@ -62,7 +62,7 @@ class NeuronSpec:
     tau: float = field(default=0.25, metadata=_in("neuron"))
     v_threshold: float = field(default=0.5, metadata=_in("neuron"))
     detach_reset: bool = field(default=False, metadata=_in("neuron"))
-    backend: LIFBackend = field(default="eager", metadata=_in("neuron"))
+    backend: LIFBackend = field(default="compiled", metadata=_in("neuron"))
     alpha: float = field(default=1.0, metadata=_in("tdbn"))
     alpha_residual: float = field(default=1 / math.sqrt(2), metadata=_in("tdbn"))
     form: TdBNForm = field(default="scale", metadata=_in("tdbn"))

@@ -1,11 +1,15 @@
 """LIF (Eq. 1-2) against hand-computed sequences and its autograd reference, both backends."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
-from torch._dynamo.utils import counters
 
-from dspike import build_model
+from dspike import _lif_fused, build_model
 from dspike.checks import ConfigError
 from dspike.neurons import LIF, lif, lif_reference, set_lif_backend
 from dspike.spec import NeuronSpec
@@ -98,21 +102,23 @@ def test_backend_names_are_checked():
     m = LIF()
     with pytest.raises(ValueError, match="backend"):
         m.backend = "Compiled"
-    assert m.backend == "eager"
+    assert m.backend == "compiled"  # the default, untouched
 
 
 def test_set_lif_backend_reaches_every_lif():
     model = build_model("resnet18", 10, time_steps=2, width=4)
-    assert {m.backend for m in model.modules() if isinstance(m, LIF)} == {"eager"}
-    n = set_lif_backend(model, "compiled")
+    assert {m.backend for m in model.modules() if isinstance(m, LIF)} == {"compiled"}
+    n = set_lif_backend(model, "eager")
     lifs = [m for m in model.modules() if isinstance(m, LIF)]
     assert n == len(lifs) > 10
-    assert {m.backend for m in lifs} == {"compiled"}
-    compiled = build_model("toy_cnn", 10, spec=NeuronSpec(backend="compiled"))
-    assert compiled.spec.backend == "compiled" and compiled.act1.backend == "compiled"
+    assert {m.backend for m in lifs} == {"eager"}
+    eager = build_model("toy_cnn", 10, spec=NeuronSpec(backend="eager"))
+    assert eager.spec.backend == "eager" and eager.act1.backend == "eager"
 
 
-def test_compiled_backend_needs_functional_surrogate():
+def test_compiled_backend_runs_a_surrogate_without_formula_eagerly():
+    """A surrogate with only ``grad`` has no formula to inline: the eager kernels run it."""
+
     class Plain:
         def grad(self, v):
             return torch.ones_like(v)
@@ -120,8 +126,16 @@ def test_compiled_backend_needs_functional_surrogate():
         def primitive(self, v):
             return v
 
-    with pytest.raises(TypeError, match="grad_function and grad_params"):
-        lif(torch.zeros(2, 3), surrogate=Plain(), backend="compiled")
+    before = _kernels()
+    outs = []
+    for backend in ("eager", "compiled"):
+        c = _currents()
+        y = lif(c, TAU, VTH, Plain(), backend=backend)
+        y.sum().backward()
+        outs.append((y, c.grad))
+    assert _kernels() == before
+    for a, b in zip(*outs, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 # The compiled backend: every test below uses [T=7, N=33] float64 inputs with tau=0.3 and
@@ -135,8 +149,9 @@ def _currents(seed: int = 0, n: int = 11, dtype: torch.dtype = torch.float64) ->
     return (torch.randn(7, 3, n, dtype=torch.float64) * 0.6 + 0.3).to(dtype).requires_grad_()
 
 
-def _graphs() -> int:
-    return counters["stats"]["unique_graphs"]
+def _kernels() -> int:
+    """Fused kernels (packages) this process has loaded: one per pass x T x dtype x formula."""
+    return len(_lif_fused._RUNNERS)
 
 
 @pytest.mark.compile
@@ -157,11 +172,12 @@ def test_compiled_backend_equals_autograd_reference(sg, detach_reset):
 
 @pytest.mark.compile
 def test_compiled_temperature_and_shape_changes_do_not_recompile():
-    """Algorithm 1 sets a new b every epoch; networks have many LIF sizes: neither recompiles."""
+    """Algorithm 1 sets a new b every epoch; networks have many LIF sizes: neither needs
+    another kernel."""
     sg = Dspike(0.7)
     c = _currents()
     lif(c, TAU, VTH, sg, backend="compiled").sum().backward()  # compile (or reuse) once
-    before = _graphs()
+    before = _kernels()
     grads = []
     for b, n in [(0.7, 11), (2.5, 11), (2.5, 17), (0.3, 5)]:
         sg.temperature = b
@@ -172,12 +188,12 @@ def test_compiled_temperature_and_shape_changes_do_not_recompile():
         torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
         grads.append(g)
     assert not torch.equal(grads[0], grads[1])  # the new temperature reached the kernel
-    assert _graphs() == before
+    assert _kernels() == before
 
 
 @pytest.mark.compile
 def test_compiled_network_step_equals_eager():
-    """A ResNet-18 step (19 LIFs of 9 sizes) compiles at most one forward and one backward."""
+    """A ResNet-18 step (19 LIFs of 9 sizes) needs at most one forward and one backward kernel."""
     torch.manual_seed(0)
     eager = build_model("resnet18", 10, time_steps=7, width=4).double()
     compiled = build_model(
@@ -185,10 +201,10 @@ def test_compiled_network_step_equals_eager():
     ).double()
     compiled.load_state_dict(eager.state_dict())
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
-    before = _graphs()
+    before = _kernels()
     for model in (eager, compiled):
         F.cross_entropy(model(x), torch.tensor([1, 2])).backward()
-    assert _graphs() - before <= 2
+    assert _kernels() - before <= 2
     for (name, p), q in zip(eager.named_parameters(), compiled.parameters(), strict=True):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-9, atol=1e-12, msg=name)
 
@@ -206,3 +222,65 @@ def test_compiled_bfloat16_equals_eager():
     assert y_c.dtype == g_c.dtype == torch.bfloat16
     torch.testing.assert_close(y_c, y, rtol=0, atol=0)
     torch.testing.assert_close(g_c.float(), g.float(), rtol=0.02, atol=0.02)
+
+
+_FRESH_PROCESS = """
+import sys, torch
+torch.set_num_threads({threads})
+from dspike import _lif_fused
+from dspike.neurons import lif
+from dspike.surrogate import Dspike
+c = (torch.randn(7, 3, 11, dtype=torch.float64) * 0.6 + 0.3).requires_grad_()
+lif(c, {tau}, {vth}, Dspike(0.7), backend="compiled").sum().backward()
+compiler = sorted(m for m in sys.modules if m.startswith(("torch._inductor", "torch._dynamo")))
+print(_lif_fused.builds, len(_lif_fused._RUNNERS), compiler)
+"""
+
+
+@pytest.mark.compile
+def test_compiled_kernels_are_built_once_per_machine(tmp_path):
+    """A new process finds both packages on disk: it compiles nothing and never imports
+    torch._dynamo or torch._inductor (so a pipeline stage pays no compile), also with another
+    thread count (the CPU kernels read it at run time)."""
+    c = _currents()
+    lif(c, TAU, VTH, Dspike(0.7), backend="compiled").sum().backward()  # on disk from here on
+    code = _FRESH_PROCESS.format(threads=torch.get_num_threads() + 1, tau=TAU, vth=VTH)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.stdout.split("\n")[-2] == "0 2 []", out.stdout + out.stderr
+
+
+_NO_COMPILER = """
+import warnings, torch
+from dspike.neurons import lif
+from dspike.surrogate import Dspike
+c = (torch.randn(7, 3, 11, dtype=torch.float64) * 0.6 + 0.3).requires_grad_()
+out = {{}}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for backend in ("compiled", "eager", "compiled"):
+        y = lif(c, {tau}, {vth}, Dspike(0.7), backend=backend)
+        out[backend] = (y, *torch.autograd.grad(y.sum(), c))
+print(len(caught), all(torch.equal(a, b) for a, b in zip(out["eager"], out["compiled"])))
+print(caught[0].message if caught else "")
+"""
+
+
+@pytest.mark.compile
+def test_compiled_backend_without_a_compiler_warns_once_and_runs_eager(tmp_path):
+    """A machine whose C++ compiler is missing (``CXX`` names none) and whose cache is empty:
+    the compiled LIF says why once, names the package, and gives the eager results."""
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"),
+           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_COMPILER.format(tau=TAU, vth=VTH)], capture_output=True,
+        text=True, env=env, check=False, cwd=Path(__file__).resolve().parents[1],
+    )
+    lines = out.stdout.splitlines()
+    assert lines[:1] == ["1 True"], out.stdout + out.stderr
+    assert "could not build or load the fused LIF kernel" in lines[1]
+    assert str(tmp_path / "cache" / "dspike_lif" / "forward-T7-") in lines[1]
+    assert "neuron.backend: eager" in lines[1]

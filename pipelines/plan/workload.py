@@ -21,6 +21,7 @@ from typing import Any
 from dspike.data import DATASETS
 from dspike.data.dvs_frames import split_indices
 from dspike.engine import TrainConfig
+from dspike.spec import NeuronSpec
 
 from ..params import get
 from ..train_config import build_config, stage_settings
@@ -39,7 +40,7 @@ class StepKey:
     options: tuple[tuple[str, Any], ...]  # models.<model> (width, head), without the input shape
     sample: tuple[int, ...]  # one input: (C, H, W), or (T, C, H, W) for DVS frames
     batch: int
-    backend: str = "eager"  # LIF backend
+    backend: str = NeuronSpec.backend  # LIF backend
     precision: str = "fp32"  # bf16 applies on GPUs only, as in the engine
 
     @property
