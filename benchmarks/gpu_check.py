@@ -3,7 +3,7 @@
     python benchmarks/gpu_check.py            # on a GPU machine
     python benchmarks/gpu_check.py --dry      # CPU, tiny sizes: what CI runs so this never rots
 
-1. ``equal``: the compiled LIF (torch.compile: Triton kernels on a GPU) against the eager one,
+1. ``equal``: the compiled LIF (AOTInductor: Triton kernels on a GPU) against the eager one,
    forward spikes and backward ``dL/dc``, in float32 and bfloat16 (Eq. 1-2, Dspike Eq. 12).
 2. ``step``: one SGD step of the spiking ResNet-18 at T=6 for each neuron layer of
    ``benchmarks/compare_frameworks.py`` (dspike eager and compiled, SpikingJelly's LIFNode with

@@ -14,7 +14,8 @@ process, and the resident size stays near its peak.
 
 :func:`dspike.engine.fit` calls it when it trains on the CPU; a training loop of one's own calls
 it once before its first step. Memory stays with the process after training too; setting any
-of glibc's own variables (:data:`GLIBC_SETTINGS`) opts out. Measured figures: the README,
+of glibc's own malloc variables (:data:`GLIBC_SETTINGS`, or a ``glibc.malloc.*`` tunable in
+``GLIBC_TUNABLES``) opts out. Measured figures: the README,
 section "Training step cost".
 """
 
@@ -32,10 +33,18 @@ _M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 # Allocations above this still get their own mmap (and go back to the OS when freed).
 _MAX_RETAINED = 2**31 - 1
-# glibc's own settings; where one is set, the user's choice stands and nothing is changed.
+# glibc's own malloc settings; where one is set, the user's choice stands and nothing is
+# changed. GLIBC_TUNABLES counts where it sets a malloc tunable (glibc.malloc.*), not otherwise.
 GLIBC_SETTINGS = (
     "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"
 )
+
+
+def _malloc_set_by_user() -> bool:
+    tunables = os.environ.get("GLIBC_TUNABLES")
+    return any(name in os.environ for name in GLIBC_SETTINGS[:-1]) or (
+        tunables is not None and "glibc.malloc." in tunables
+    )
 
 
 @functools.cache
@@ -43,11 +52,13 @@ def retain_freed_memory() -> bool:
     """Make glibc keep freed memory for reuse (see the module docstring); once per process.
 
     Returns True when it did. It changes nothing and returns False where the C library is not
-    glibc (musl, macOS, Windows) or where one of :data:`GLIBC_SETTINGS` is in the environment
-    (``MALLOC_TRIM_THRESHOLD_=131072`` keeps glibc's default, for one). A glibc that refuses an
+    glibc (musl, macOS, Windows) or where glibc's malloc is set in the environment
+    (``MALLOC_TRIM_THRESHOLD_=131072`` keeps glibc's default, for one; so does
+    ``GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072``, while ``glibc.cpu.*`` tunables
+    alone do not opt out). A glibc that refuses an
     mmap threshold this high (older ones cap it at 32 MiB) gets mmap switched off instead.
     """
-    if any(name in os.environ for name in GLIBC_SETTINGS):
+    if _malloc_set_by_user():
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))

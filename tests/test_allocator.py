@@ -67,3 +67,10 @@ def test_retained_memory_is_reused_with_few_page_faults():
 def test_glibc_variables_of_ones_own_opt_out():
     applied, faults = _probe("retain", MALLOC_TRIM_THRESHOLD_="131072")
     assert applied == "False" and faults > PAGES // 2
+    applied, faults = _probe("retain", GLIBC_TUNABLES="glibc.malloc.trim_threshold=131072")
+    assert applied == "False" and faults > PAGES // 2
+
+
+def test_tunables_that_leave_malloc_alone_do_not_opt_out():
+    applied, faults = _probe("retain", GLIBC_TUNABLES="glibc.cpu.x86_rep_movsb_threshold=4096")
+    assert applied == "True" and faults < PAGES // 5
