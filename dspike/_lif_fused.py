@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 class KernelBuildError(RuntimeError):
     """A fused kernel package could not be built (or loaded) on this machine."""
 
+
 def _forward_steps(c: torch.Tensor, consts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     tau, v_threshold = consts[0], consts[1]
     spikes, potentials = [], []
@@ -98,7 +99,6 @@ class _Pass(torch.nn.Module):
         return self.fn(*tensors, *self.extra)
 
 
-_SOURCE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 _RUNNERS: dict[str, Any] = {}
 # Packages this process compiled (not loaded): what the tests count to show nothing rebuilds.
 builds = 0
@@ -140,6 +140,9 @@ def _package_key(name: str, steps: int, like: torch.Tensor, formula: str = "") -
     return f"{name}-T{steps}-" + hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
 
+_INDUCTOR_OPTIONS = {"emulate_precision_casts": True, "cpp.dynamic_threads": True}
+
+
 def _build(path: Path, module: torch.nn.Module, examples: tuple[torch.Tensor, ...]) -> None:
     """Export ``module`` with dim 1 of every ``[T, N]`` input dynamic and AOT-compile it."""
     global builds
@@ -150,13 +153,21 @@ def _build(path: Path, module: torch.nn.Module, examples: tuple[torch.Tensor, ..
     shapes = tuple({1: n} if x.dim() == 2 else None for x in examples)
     program = torch.export.export(module, examples, dynamic_shapes=(shapes,))
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.pt2")
-    options = {"emulate_precision_casts": True, "cpp.dynamic_threads": True}
     try:
-        aoti_compile_and_package(program, package_path=str(partial), inductor_configs=options)
+        aoti_compile_and_package(
+            program, package_path=str(partial), inductor_configs=_INDUCTOR_OPTIONS
+        )
         os.replace(partial, path)  # atomic: a concurrent reader never sees half a package
     finally:
         partial.unlink(missing_ok=True)
     builds += 1
+
+
+# What the generated code depends on in this module (not its docs): a change rebuilds.
+_SOURCE = hashlib.sha256(
+    "".join(inspect.getsource(f) for f in (_forward_steps, _backward_steps, _build)).encode()
+    + repr(_INDUCTOR_OPTIONS).encode()
+).hexdigest()
 
 
 def _load(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> Any:

@@ -66,6 +66,13 @@ def test_target_lines_say_what_the_target_leaves_the_neuron_layer(cf):
     assert cf.target_lines({"floor": {"step": 1.0}}) == []
     over = cf.target_lines({"spikingjelly": {"step": 4.0}, "floor": {"step": 3.5}})
     assert over[1].endswith("3.500 s (0.88 x); is 0.100 s over the target before any neuron layer")
+    by["dspike-compiled"] |= {"lif_setup_s": 0.02, "first_step_excess_s": 1.2}
+    assert cf.target_lines(by)[-1] == (
+        "per-process overhead of dspike LIF, compiled: LIF setup 0.020 s + first-step excess "
+        "1.2 s = 1.2 s, meets the 3 s target"
+    )
+    by["dspike-compiled"]["first_step_excess_s"] = 3.5
+    assert cf.target_lines(by)[-1].endswith("= 3.5 s, misses the 3 s target")
 
 
 @pytest.mark.integration
@@ -94,3 +101,6 @@ def test_memory_record_of_a_variant(cf):
     record = cf.measure_memory("floor", 2, 2, 4, steps=4)
     assert record["peak_rss_mb"] >= record["step_rss_mb"] >= 0
     assert record["faults_per_step"] >= 0 and isinstance(record["first_step_excess_s"], float)
+    assert "lif_setup_s" not in record  # no dspike LIF in the floor
+    record = cf.measure_memory("dspike-eager", 2, 2, 4, steps=3)
+    assert 0 < record["lif_setup_s"] < 60  # one LIF call on 12 neurons
