@@ -73,6 +73,8 @@ def test_target_lines_say_what_the_target_leaves_the_neuron_layer(cf):
     )
     by["dspike-compiled"]["first_step_excess_s"] = 3.5
     assert cf.target_lines(by)[-1].endswith("= 3.5 s, misses the 3 s target")
+    by["dspike-compiled"]["first_step_excess_s"] = -1.0
+    assert cf.target_lines(by)[-1].endswith("-1.0 s = 0.0 s, meets the 3 s target")
 
 
 @pytest.mark.integration
