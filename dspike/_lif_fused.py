@@ -100,43 +100,69 @@ class _Pass(torch.nn.Module):
 
 
 _RUNNERS: dict[str, Any] = {}
-# Packages this process compiled (not loaded): what the tests count to show nothing rebuilds.
+# Packages this process built (not loaded); for the tests, which count it to show that a
+# process finding the packages on disk builds nothing.
 builds = 0
 
 
 def cache_dir() -> Path:
-    """Where the packages live: inductor's cache directory, ``dspike_lif/``."""
+    """Where the packages live: inductor's cache directory, ``dspike_lif/`` (the rule of
+    ``torch._inductor.runtime.cache_dir_utils.default_cache_dir``, without importing it). The
+    default is per user under the temporary directory, so "once per machine" is once per user
+    and, where /tmp is cleared at boot, once per boot."""
     root = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if root is None:
         try:
             user = getpass.getuser()
-        except (KeyError, OSError):
+        except (KeyError, OSError, ImportError):
             user = f"uid_{os.getuid()}"
         user = re.sub(r'[\\/:*?"<>|]', "_", user)
         root = os.path.join(tempfile.gettempdir(), "torchinductor_" + user)
-    return Path(root, "dspike_lif")
+    return Path(os.path.abspath(root), "dspike_lif")
 
 
+@functools.cache
+def _module_source(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@functools.cache
 def _formula(fn: Callable) -> str:
-    """What identifies a surrogate formula's code: its name, bytecode and the source file it
-    lives in (so a helper it calls is covered too)."""
-    code = fn.__code__
+    """What identifies a surrogate formula's code: its source, the values it closes over, its
+    defaults and the source file it lives in (so a helper it calls is covered too). Raises
+    KernelBuildError where that cannot be read (a ``functools.partial``, a callable object, a
+    function typed into a REPL): such a formula runs the eager kernels."""
     try:
-        module_source = hashlib.sha256(Path(inspect.getfile(fn)).read_bytes()).hexdigest()
-    except (OSError, TypeError):
-        module_source = ""
-    return (f"{fn.__module__}.{fn.__qualname__}:{code.co_code.hex()}:{code.co_consts!r}:"
-            f"{module_source}")
+        cells = tuple(cell.cell_contents for cell in fn.__closure__ or ())
+        return (f"{fn.__module__}.{fn.__qualname__}:{inspect.getsource(fn)}:{cells!r}:"
+                f"{fn.__defaults__!r}:{fn.__kwdefaults__!r}:"
+                f"{_module_source(inspect.getfile(fn))}")
+    except (AttributeError, OSError, TypeError, ValueError) as error:
+        raise KernelBuildError(
+            f"the surrogate formula {fn!r} has no source to key a fused kernel by "
+            f"({type(error).__name__}: {error})"
+        ) from error
+
+
+@functools.cache
+def _cpu_target() -> str:
+    """What ``-march=native`` builds for: the CPU's model and flags (Linux), else its ISA."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [ln for ln in f if ln.startswith(("model name", "flags"))]
+        return hashlib.sha256("".join(sorted(set(lines))).encode()).hexdigest()[:16]
+    except OSError:
+        return str(torch.backends.cpu.get_cpu_capability())
 
 
 def _package_key(name: str, steps: int, like: torch.Tensor, formula: str = "") -> str:
     device = like.device
     if device.type == "cpu":
-        target = str(torch.backends.cpu.get_cpu_capability())
+        target = _cpu_target()
     else:
         target = str(torch.cuda.get_device_capability(device)) if device.type == "cuda" else ""
     parts = (torch.__version__, sys.version_info[:2], _SOURCE, name, steps, str(like.dtype),
-             str(device), target, formula)
+             device.type, target, formula)
     return f"{name}-T{steps}-" + hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
 
@@ -163,31 +189,30 @@ def _build(path: Path, module: torch.nn.Module, examples: tuple[torch.Tensor, ..
     builds += 1
 
 
-# What the generated code depends on in this module (not its docs): a change rebuilds.
-_SOURCE = hashlib.sha256(
-    "".join(inspect.getsource(f) for f in (_forward_steps, _backward_steps, _build)).encode()
-    + repr(_INDUCTOR_OPTIONS).encode()
-).hexdigest()
+# A build waits this long for another process's build of the same package, then gives up.
+LOCK_TIMEOUT_S = 900
 
 
 def _load(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> Any:
     """The package ``key``'s runner, built first if this machine has none yet."""
     path = cache_dir() / f"{key}.pt2"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path.with_suffix(".lock"))):
-            if not path.exists():
-                # Any N works for the dynamic dim; 977 keeps it distinct from T in tracing.
-                examples = tuple(
-                    torch.zeros(x.shape[0], 977, dtype=x.dtype, device=x.device)
-                    if x.dim() == 2 else x
-                    for x in inputs
-                )
-                _build(path, module, examples)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(path.with_suffix(".lock")), timeout=LOCK_TIMEOUT_S):
+                if not path.exists():  # another process may have built it meanwhile
+                    # Any N works for the dynamic dim; 977 keeps it distinct from T in tracing.
+                    examples = tuple(
+                        torch.zeros(x.shape[0], 977, dtype=x.dtype, device=x.device)
+                        if x.dim() == 2 else x
+                        for x in inputs
+                    )
+                    _build(path, module, examples)
         device = inputs[0].device
         index = -1 if device.type == "cpu" else (device.index or 0)
         # What torch._inductor.aoti_load_package calls, without importing torch._inductor
-        # (2.4 s: it imports torch._dynamo).
+        # (2.4 s: it imports torch._dynamo). A private API, kept stable by the torch pin:
+        # (package path, model name, run single-threaded, number of runners, device index).
         return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, index)
     except Exception as error:
         raise KernelBuildError(
@@ -196,12 +221,29 @@ def _load(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> Any:
         ) from error
 
 
+_FAILED: dict[str, KernelBuildError] = {}
+
+
 def _run(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Run the package ``key`` on ``inputs``, loading it (or first building it) on first use."""
+    """Run the package ``key`` on ``inputs``, loading it (or first building it) on first use.
+    A package that failed raises its error again at once, without another build."""
     runner = _RUNNERS.get(key)
     if runner is None:
-        runner = _RUNNERS[key] = _load(key, module, inputs)
+        if key in _FAILED:
+            raise _FAILED[key]
+        try:
+            runner = _RUNNERS[key] = _load(key, module, inputs)
+        except KernelBuildError as error:
+            _FAILED[key] = error
+            raise
     return runner.run(inputs)
+
+
+# What the generated code depends on in this module (not its docs): a change rebuilds.
+_SOURCE = hashlib.sha256(
+    "".join(inspect.getsource(f) for f in (_forward_steps, _backward_steps, _Pass, _build, _load))
+    .encode() + repr(_INDUCTOR_OPTIONS).encode()
+).hexdigest()
 
 
 @functools.lru_cache(maxsize=256)
@@ -236,7 +278,11 @@ def lif_backward(
 ) -> torch.Tensor:
     """``dL/dc`` (shape of ``grad_spikes``) from ``u_pre`` ``[T, N]``, one fused kernel."""
     consts = _consts((tau, v_threshold, float(detach_reset), *grad_params), u_pre.device)
-    key = _package_key("backward", u_pre.shape[0], u_pre, _formula(grad_function))
+    try:
+        formula = _formula(grad_function)
+    except TypeError as error:  # unhashable: functools.cache cannot hold it
+        raise KernelBuildError(f"the surrogate formula {grad_function!r} is unhashable") from error
+    key = _package_key("backward", u_pre.shape[0], u_pre, formula)
     module = _Pass(_backward_steps, grad_function)
     (grad,) = _run(key, module, [_steps_view(grad_spikes), _steps_view(u_pre), consts])
     return grad.view(grad_spikes.shape)

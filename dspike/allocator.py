@@ -35,14 +35,13 @@ _M_MMAP_MAX = -4
 _MAX_RETAINED = 2**31 - 1
 # glibc's own malloc settings; where one is set, the user's choice stands and nothing is
 # changed. GLIBC_TUNABLES counts where it sets a malloc tunable (glibc.malloc.*), not otherwise.
-GLIBC_SETTINGS = (
-    "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"
-)
+_MALLOC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
+GLIBC_SETTINGS = (*_MALLOC_VARIABLES, "GLIBC_TUNABLES")
 
 
 def _malloc_set_by_user() -> bool:
     tunables = os.environ.get("GLIBC_TUNABLES")
-    return any(name in os.environ for name in GLIBC_SETTINGS[:-1]) or (
+    return any(name in os.environ for name in _MALLOC_VARIABLES) or (
         tunables is not None and "glibc.malloc." in tunables
     )
 

@@ -14,9 +14,10 @@ Dspike with its window at the neuron's threshold.
 
 Two backends compute the same node: ``"compiled"`` (default) fuses each pass into one kernel
 (:mod:`dspike._lif_fused`), built ahead of time once per machine (10-30 s per pass x T x dtype
-x surrogate formula) and loaded in milliseconds by every later process; ``"eager"`` loops over
-T with ATen ops and needs no compiler. Where the kernels cannot be built, ``compiled`` warns
-once and runs the eager kernels. :func:`set_lif_backend` switches a model.
+x device x surrogate formula) and loaded in milliseconds by every later process; ``"eager"``
+loops over T with ATen ops and needs no compiler. Where a kernel cannot be built, ``compiled``
+warns once per reason and runs the eager kernels there (:func:`compiled_fallbacks`).
+:func:`set_lif_backend` switches a model.
 """
 
 from __future__ import annotations
@@ -37,33 +38,39 @@ __all__ = [
     "LIF_BACKENDS",
     "LIFBackend",
     "check_backend",
+    "compiled_fallbacks",
     "lif",
     "lif_reference",
     "set_lif_backend",
 ]
 
 
-
-# Why the fused kernels cannot run on this machine, once a build has failed; then every
-# ``compiled`` LIF runs the eager kernels (the same node).
-_fused_unavailable: str | None = None
+# Why fused kernels could not be built in this process, one entry per reason; the LIF calls
+# that needed them ran the eager kernels (the same node), the rest stay fused.
+_fallbacks: dict[str, None] = {}
 
 
 def _fused(kernel: Callable[..., Any], *args: Any) -> Any:
-    """``kernel(*args)``, or None (with one warning per process) where it cannot be built."""
-    global _fused_unavailable
-    if _fused_unavailable is None:
-        try:
-            return kernel(*args)
-        except _lif_fused.KernelBuildError as error:
-            _fused_unavailable = str(error)
+    """``kernel(*args)``, or None (with one warning per reason) where it cannot be built."""
+    try:
+        return kernel(*args)
+    except _lif_fused.KernelBuildError as error:
+        reason = str(error)
+        if reason not in _fallbacks:
+            _fallbacks[reason] = None
             warnings.warn(
-                f"{error}. The LIF runs its eager kernels instead: the same results, slower "
-                f"(neuron.backend: eager says so without this warning)",
+                f"{reason}. The LIF runs its eager kernels there instead, with the results of "
+                f"neuron.backend: eager (which says so without this warning)",
                 RuntimeWarning,
                 stacklevel=2,
             )
     return None
+
+
+def compiled_fallbacks() -> tuple[str, ...]:
+    """Why ``compiled`` LIFs ran the eager kernels in this process (a kernel that could not be
+    built, one reason each); empty while every fused kernel ran."""
+    return tuple(_fallbacks)
 
 
 def _eager_forward(

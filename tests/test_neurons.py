@@ -1,5 +1,6 @@
 """LIF (Eq. 1-2) against hand-computed sequences and its autograd reference, both backends."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -11,9 +12,9 @@ import torch.nn.functional as F
 
 from dspike import _lif_fused, build_model
 from dspike.checks import ConfigError
-from dspike.neurons import LIF, lif, lif_reference, set_lif_backend
+from dspike.neurons import LIF, compiled_fallbacks, lif, lif_reference, set_lif_backend
 from dspike.spec import NeuronSpec
-from dspike.surrogate import Dspike, Rectangular, Triangular
+from dspike.surrogate import Dspike, Rectangular, Triangular, rectangular_grad
 
 
 def test_lif_matches_hand_computed_sequence_with_reset():
@@ -149,12 +150,22 @@ def _currents(seed: int = 0, n: int = 11, dtype: torch.dtype = torch.float64) ->
     return (torch.randn(7, 3, n, dtype=torch.float64) * 0.6 + 0.3).to(dtype).requires_grad_()
 
 
+@pytest.fixture
+def fused_only():
+    """Fails the test if a ``compiled`` LIF in it fell back to the eager kernels (it would then
+    compare eager with eager)."""
+    before = compiled_fallbacks()
+    yield
+    assert compiled_fallbacks() == before
+
+
 def _kernels() -> int:
     """Fused kernels (packages) this process has loaded: one per pass x T x dtype x formula."""
     return len(_lif_fused._RUNNERS)
 
 
 @pytest.mark.compile
+@pytest.mark.usefixtures("fused_only")
 @pytest.mark.parametrize("detach_reset", [False, True])
 @pytest.mark.parametrize(
     "sg", [Rectangular(width=0.8), Triangular(gamma=1.5, v_threshold=0.45), Dspike(0.7)], ids=repr
@@ -171,6 +182,7 @@ def test_compiled_backend_equals_autograd_reference(sg, detach_reset):
 
 
 @pytest.mark.compile
+@pytest.mark.usefixtures("fused_only")
 def test_compiled_temperature_and_shape_changes_do_not_recompile():
     """Algorithm 1 sets a new b every epoch; networks have many LIF sizes: neither needs
     another kernel."""
@@ -192,6 +204,7 @@ def test_compiled_temperature_and_shape_changes_do_not_recompile():
 
 
 @pytest.mark.compile
+@pytest.mark.usefixtures("fused_only")
 def test_compiled_network_step_equals_eager():
     """A ResNet-18 step (19 LIFs of 9 sizes) needs at most one forward and one backward kernel."""
     torch.manual_seed(0)
@@ -210,6 +223,7 @@ def test_compiled_network_step_equals_eager():
 
 
 @pytest.mark.compile
+@pytest.mark.usefixtures("fused_only")
 def test_compiled_bfloat16_equals_eager():
     """Autocast hands LIF bf16 conv outputs; the kernels round as eager does."""
     c = _currents(n=257, dtype=torch.bfloat16)
@@ -255,7 +269,7 @@ def test_compiled_kernels_are_built_once_per_machine(tmp_path):
 
 _NO_COMPILER = """
 import warnings, torch
-from dspike.neurons import lif
+from dspike.neurons import compiled_fallbacks, lif
 from dspike.surrogate import Dspike
 c = (torch.randn(7, 3, 11, dtype=torch.float64) * 0.6 + 0.3).requires_grad_()
 out = {{}}
@@ -266,13 +280,15 @@ with warnings.catch_warnings(record=True) as caught:
         out[backend] = (y, *torch.autograd.grad(y.sum(), c))
 print(len(caught), all(torch.equal(a, b) for a, b in zip(out["eager"], out["compiled"])))
 print(caught[0].message if caught else "")
+print(compiled_fallbacks() == tuple(str(w.message).split(". The LIF")[0] for w in caught))
 """
 
 
 @pytest.mark.compile
 def test_compiled_backend_without_a_compiler_warns_once_and_runs_eager(tmp_path):
     """A machine whose C++ compiler is missing (``CXX`` names none) and whose cache is empty:
-    the compiled LIF says why once, names the package, and gives the eager results."""
+    the compiled LIF says why once per package (forward, backward), names it, and gives the
+    eager results."""
     env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"),
            "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
     out = subprocess.run(
@@ -280,7 +296,32 @@ def test_compiled_backend_without_a_compiler_warns_once_and_runs_eager(tmp_path)
         text=True, env=env, check=False, cwd=Path(__file__).resolve().parents[1],
     )
     lines = out.stdout.splitlines()
-    assert lines[:1] == ["1 True"], out.stdout + out.stderr
+    assert lines[:1] == ["2 True"], out.stdout + out.stderr
     assert "could not build or load the fused LIF kernel" in lines[1]
     assert str(tmp_path / "cache" / "dspike_lif" / "forward-T7-") in lines[1]
     assert "neuron.backend: eager" in lines[1]
+    assert lines[2] == "True"  # the process says why it runs eager
+
+
+class _PartialRectangular(Rectangular):
+    """The rectangular surrogate with its formula behind a ``functools.partial``: no source."""
+
+    grad_function = staticmethod(functools.partial(rectangular_grad))
+
+
+@pytest.mark.compile
+def test_a_formula_without_source_runs_the_eager_backward_after_the_fused_forward():
+    """The forward kernel needs no formula and runs fused; the backward's cannot be keyed, so
+    it runs eagerly on the fused forward's ``[T, N]`` potentials: the results are eager's."""
+    sg = _PartialRectangular(width=0.8)
+    before = compiled_fallbacks()
+    outs = {}
+    with pytest.warns(RuntimeWarning, match="has no source to key a fused kernel by"):
+        for backend in ("eager", "compiled"):
+            c = _currents()
+            y = lif(c, TAU, VTH, sg, backend=backend)
+            (g,) = torch.autograd.grad(y, c, torch.linspace(-1, 1, y.numel()).view_as(y))
+            outs[backend] = (y, g)
+    torch.testing.assert_close(outs["compiled"], outs["eager"], rtol=1e-12, atol=1e-12)
+    new = compiled_fallbacks()[len(before):]
+    assert len(new) == 1 and "functools.partial" in new[0]
