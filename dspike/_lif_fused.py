@@ -12,16 +12,18 @@ once per machine and kept in inductor's cache directory (``$TORCHINDUCTOR_CACHE_
 finds its package there loads it in milliseconds, without importing torch._dynamo or
 torch._inductor, so a pipeline stage pays no compile. Concurrent processes that need the same
 package build it once: the others wait on its lock file. What changes the generated code is
-one package each: the pass, T, the dtype, the device (on CPU its instruction set), the
-surrogate's formula. Everything else is data: ``consts = [tau, V_th, detach_reset,
-*surrogate.grad_params()]`` is a float64 tensor on the input's device, so a new Dspike
-temperature (Algorithm 1, every epoch) is not a rebuild; N is dynamic, so every layer of a
-network shares one kernel; the CPU kernels take the thread count at run time
-(``cpp.dynamic_threads``). ``emulate_precision_casts`` rounds every bf16/fp16 intermediate as
-eager does, so the two backends emit the same spikes in low precision too.
+one package each: the pass, T, the dtype, the device (on CPU its model and flags, which
+``-march=native`` builds for), the surrogate's formula. Everything else is data:
+``consts = [tau, V_th, detach_reset, *surrogate.grad_params()]`` is a float64 tensor on the
+input's device, so a new Dspike temperature (Algorithm 1, every epoch) is not a rebuild; N is
+dynamic, so every layer of a network shares one kernel; the CPU kernels take the thread count
+at run time (``cpp.dynamic_threads``). ``emulate_precision_casts`` rounds every bf16/fp16
+intermediate as eager does, so the two backends emit the same spikes in low precision too.
 
-A build that fails (no C++ compiler, say) raises :class:`KernelBuildError`, naming the package
-and the cause; :mod:`dspike.neurons` then warns once and runs the eager kernels.
+A package that cannot be built (no C++ compiler, say) or keyed (a formula without source)
+raises :class:`KernelBuildError`, naming it and the cause; a failed package is not tried again
+in the process, and :mod:`dspike.neurons` warns once per reason and runs the eager kernels
+there.
 """
 
 from __future__ import annotations
@@ -155,13 +157,16 @@ def _cpu_target() -> str:
         return str(torch.backends.cpu.get_cpu_capability())
 
 
-def _package_key(name: str, steps: int, like: torch.Tensor, formula: str = "") -> str:
-    device = like.device
+@functools.lru_cache(maxsize=256)
+def _package_key(
+    name: str, steps: int, dtype: torch.dtype, device: torch.device, formula: str = ""
+) -> str:
+    """The package's file name; cached, as every LIF call asks for it."""
     if device.type == "cpu":
         target = _cpu_target()
     else:
         target = str(torch.cuda.get_device_capability(device)) if device.type == "cuda" else ""
-    parts = (torch.__version__, sys.version_info[:2], _SOURCE, name, steps, str(like.dtype),
+    parts = (torch.__version__, sys.version_info[:2], _SOURCE, name, steps, str(dtype),
              device.type, target, formula)
     return f"{name}-T{steps}-" + hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
@@ -193,8 +198,9 @@ def _build(path: Path, module: torch.nn.Module, examples: tuple[torch.Tensor, ..
 LOCK_TIMEOUT_S = 900
 
 
-def _load(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> Any:
-    """The package ``key``'s runner, built first if this machine has none yet."""
+def _load(key: str, inputs: list[torch.Tensor], fn: Callable, *extra: object) -> Any:
+    """The package ``key``'s runner, built first (from ``fn``, see :class:`_Pass`) if this
+    machine has none yet."""
     path = cache_dir() / f"{key}.pt2"
     try:
         if not path.exists():
@@ -207,7 +213,7 @@ def _load(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> Any:
                         if x.dim() == 2 else x
                         for x in inputs
                     )
-                    _build(path, module, examples)
+                    _build(path, _Pass(fn, *extra), examples)
         device = inputs[0].device
         index = -1 if device.type == "cpu" else (device.index or 0)
         # What torch._inductor.aoti_load_package calls, without importing torch._inductor
@@ -224,7 +230,9 @@ def _load(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> Any:
 _FAILED: dict[str, KernelBuildError] = {}
 
 
-def _run(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+def _run(
+    key: str, inputs: list[torch.Tensor], fn: Callable, *extra: object
+) -> list[torch.Tensor]:
     """Run the package ``key`` on ``inputs``, loading it (or first building it) on first use.
     A package that failed raises its error again at once, without another build."""
     runner = _RUNNERS.get(key)
@@ -232,7 +240,7 @@ def _run(key: str, module: torch.nn.Module, inputs: list[torch.Tensor]) -> list[
         if key in _FAILED:
             raise _FAILED[key]
         try:
-            runner = _RUNNERS[key] = _load(key, module, inputs)
+            runner = _RUNNERS[key] = _load(key, inputs, fn, *extra)
         except KernelBuildError as error:
             _FAILED[key] = error
             raise
@@ -261,9 +269,9 @@ def lif_forward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Spikes (shape of ``c``) and ``u_pre`` (``[T, N]``) of Eq. 1-2, one fused kernel."""
     flat = _steps_view(c)
-    key = _package_key("forward", flat.shape[0], flat)
+    key = _package_key("forward", flat.shape[0], flat.dtype, flat.device)
     consts = _consts((tau, v_threshold), c.device)
-    spikes, u_pre = _run(key, _Pass(_forward_steps), [flat, consts])
+    spikes, u_pre = _run(key, [flat, consts], _forward_steps)
     return spikes.view(c.shape), u_pre
 
 
@@ -282,7 +290,7 @@ def lif_backward(
         formula = _formula(grad_function)
     except TypeError as error:  # unhashable: functools.cache cannot hold it
         raise KernelBuildError(f"the surrogate formula {grad_function!r} is unhashable") from error
-    key = _package_key("backward", u_pre.shape[0], u_pre, formula)
-    module = _Pass(_backward_steps, grad_function)
-    (grad,) = _run(key, module, [_steps_view(grad_spikes), _steps_view(u_pre), consts])
+    key = _package_key("backward", u_pre.shape[0], u_pre.dtype, u_pre.device, formula)
+    inputs = [_steps_view(grad_spikes), _steps_view(u_pre), consts]
+    (grad,) = _run(key, inputs, _backward_steps, grad_function)
     return grad.view(grad_spikes.shape)

@@ -252,7 +252,7 @@ print(_lif_fused.builds, len(_lif_fused._RUNNERS), compiler)
 
 
 @pytest.mark.compile
-def test_compiled_kernels_are_built_once_per_machine(tmp_path):
+def test_compiled_kernels_are_built_once_per_machine():
     """A new process finds both packages on disk: it compiles nothing and never imports
     torch._dynamo or torch._inductor (so a pipeline stage pays no compile), also with another
     thread count (the CPU kernels read it at run time)."""
@@ -285,7 +285,7 @@ print(compiled_fallbacks() == tuple(str(w.message).split(". The LIF")[0] for w i
 
 
 @pytest.mark.compile
-def test_compiled_backend_without_a_compiler_warns_once_and_runs_eager(tmp_path):
+def test_compiled_backend_without_a_compiler_warns_once_per_kernel_and_runs_eager(tmp_path):
     """A machine whose C++ compiler is missing (``CXX`` names none) and whose cache is empty:
     the compiled LIF says why once per package (forward, backward), names it, and gives the
     eager results."""
