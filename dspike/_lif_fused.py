@@ -46,7 +46,11 @@ from filelock import FileLock
 
 from .surrogate import GradFunction
 
-__all__ = ["KernelBuildError", "cache_dir", "lif_backward", "lif_forward"]
+__all__ = ["DEVICE_TYPES", "KernelBuildError", "cache_dir", "lif_backward", "lif_forward"]
+
+# Devices the kernels are built for; elsewhere (``meta`` tensors, which only carry shapes, as
+# in op counting) the eager kernels run.
+DEVICE_TYPES = ("cpu", "cuda")
 
 log = logging.getLogger(__name__)
 

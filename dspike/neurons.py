@@ -171,10 +171,14 @@ def lif(
 
     ``backend="compiled"`` runs fused kernels (built once per machine, see :mod:`._lif_fused`)
     for a :class:`~dspike.surrogate.FunctionalSurrogate` (every built-in one is), whose
-    formula the backward kernel inlines; a surrogate with only ``grad`` runs the eager kernels.
+    formula the backward kernel inlines; a surrogate with only ``grad``, and a tensor on another
+    device than the CPU or a CUDA GPU (``meta``, say), runs the eager kernels.
     """
     surrogate = surrogate or Dspike(v_threshold=v_threshold)
-    if check_backend(backend) == "compiled" and not isinstance(surrogate, FunctionalSurrogate):
+    if check_backend(backend) == "compiled" and (
+        not isinstance(surrogate, FunctionalSurrogate)
+        or c.device.type not in _lif_fused.DEVICE_TYPES
+    ):
         backend = "eager"
     return _LIFFunction.apply(c, tau, v_threshold, surrogate, detach_reset, backend)
 

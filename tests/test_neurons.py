@@ -325,3 +325,14 @@ def test_a_formula_without_source_runs_the_eager_backward_after_the_fused_forwar
     torch.testing.assert_close(outs["compiled"], outs["eager"], rtol=1e-12, atol=1e-12)
     new = compiled_fallbacks()[len(before):]
     assert len(new) == 1 and "functools.partial" in new[0]
+
+
+def test_compiled_lif_on_the_meta_device_runs_eager_without_a_kernel():
+    """Op counting runs networks on ``meta`` tensors (shapes only): no kernel is built or
+    loaded for them, and nothing falls back with a warning."""
+    before, fallbacks = _kernels(), compiled_fallbacks()
+    c = torch.zeros(7, 3, 11, device="meta", requires_grad=True)
+    y = lif(c, TAU, VTH, Dspike(0.7), backend="compiled")
+    y.sum().backward()
+    assert y.shape == c.grad.shape == c.shape and y.device.type == "meta"
+    assert _kernels() == before and compiled_fallbacks() == fallbacks
