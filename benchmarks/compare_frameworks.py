@@ -3,7 +3,7 @@
     python benchmarks/compare_frameworks.py            # T in {2,4,6} x batch in {32,64}
     python benchmarks/compare_frameworks.py --quick    # T=6, batch 32 (the README's table)
         [--width 64] [--repeats 5] [--warmup 2] [--threads 0] [--variants ...]
-        [--no-memory] [--malloc retain|default] [--out benchmarks/out]
+        [--no-memory] [--malloc retain|default] [--profile] [--out benchmarks/out]
 
 Same network for every variant: the paper's ResNet-18 (Sec. 5.1), its convolutions, tdBN and
 graph (time folded into the batch, the first conv run once); only the neuron layer differs, all
@@ -36,6 +36,9 @@ against its later ones (``1st-step excess s``), and counts a step's minor page f
 (``faults/step``, from the third step on). For ``dspike-compiled`` setup + excess is the
 per-process overhead a pipeline stage pays with the kernels it finds; the summary line checks
 it against issue 12's 3 s.
+``--profile`` then prints, per variant, the ops one step spends most time in (``torch.profiler``
+self time, with their share of the step), so what the variants share (convolutions) and what
+their neuron layers cost can be read off.
 Writes ``compare_frameworks.csv`` and ``compare_frameworks.png`` (step time against T) to
 ``--out``. ``--malloc retain`` (the default) keeps freed memory in the process as the training
 stages do (:mod:`dspike.allocator`, in this process and every variant alike); ``default``
@@ -197,6 +200,41 @@ def timed_step(model, optimizer, x, y, device: torch.device) -> tuple[float, flo
     _sync(device)
     end = time.perf_counter()
     return forward - start, backward - forward, end - start
+
+
+def profile_step(
+    model: nn.Module, optimizer, x, y, device: torch.device, top: int = 8
+) -> list[tuple[str, float, float]]:
+    """Where one SGD step goes: the ``top`` ops by self time (device time on a GPU), each as
+    (name, seconds, share of the step's total self time), from ``torch.profiler``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        timed_step(model, optimizer, x, y, device)
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = [(e.key, getattr(e, attr)) for e in prof.key_averages()]
+    total = sum(us for _, us in events) or 1.0
+    events.sort(key=lambda e: e[1], reverse=True)
+    return [(name, us / 1e6, us / total) for name, us in events[:top]]
+
+
+def print_profiles(
+    variants: list[str], time_steps: int, batch: int, width: int, warmup: int,
+    device: torch.device,
+) -> None:
+    """``profile_step`` of each variant after ``warmup`` steps, as one table each."""
+    x, y = _batch(batch, device)
+    for v in variants:
+        model = build(v, time_steps, width, device)
+        optimizer = build_optimizer(model, OptimConfig(lr=0.01))
+        for _ in range(warmup):
+            timed_step(model, optimizer, x, y, device)
+        print(f"\nwhere a step of {LABELS[v]} goes (T={time_steps}, batch {batch}; self time)")
+        for name, seconds, share in profile_step(model, optimizer, x, y, device):
+            print(f"  {name[:50]:50s} {seconds:7.3f} s {share:6.1%}")
 
 
 def _batch(batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -393,6 +431,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--no-memory", action="store_true", help="skip the per-variant processes")
     parser.add_argument("--malloc", choices=("retain", "default"), default="retain",
                         help="retain: keep freed memory as the training stages do")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where one step of each variant goes (torch.profiler)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     parser.add_argument("--time-steps-one", type=int, help=argparse.SUPPRESS)
@@ -431,6 +471,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     row.update(memory_in_subprocess(v, t, batch, args))
                 rows.append(row)
             report(rows, t, batch)
+            if args.profile:
+                print_profiles(variants, t, batch, args.width, args.warmup, device)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "compare_frameworks.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))

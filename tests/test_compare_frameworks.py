@@ -83,7 +83,7 @@ def test_cli_times_every_variant_and_writes_csv_and_plot(tmp_path):
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--time-steps", "2", "--batches", "2", "--width", "4",
          "--repeats", "1", "--warmup", "0", "--variants", variants, "--no-memory",
-         "--out", str(tmp_path)],
+         "--profile", "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -95,6 +95,20 @@ def test_cli_times_every_variant_and_writes_csv_and_plot(tmp_path):
     assert (tmp_path / "compare_frameworks.png").stat().st_size > 0
     assert "target: 0.85 x the faster of SpikingJelly / snnTorch" in out.stdout
     assert "leaves" in out.stdout and "dspike LIF, eager:" in out.stdout
+    assert out.stdout.count("where a step of") == len(variants.split(","))
+    assert "aten::convolution_backward" in out.stdout
+
+
+def test_profile_says_where_a_step_goes(cf):
+    model = cf.build("dspike-eager", 2, 4, torch.device("cpu"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = cf._batch(2, torch.device("cpu"))
+    top = cf.profile_step(model, optimizer, x, y, torch.device("cpu"), top=40)
+    names = [name for name, _, _ in top]
+    assert "aten::convolution_backward" in names and "_LIFFunctionBackward" in names
+    shares = [share for _, _, share in top]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    assert all(seconds > 0 for _, seconds, _ in top)
 
 
 def test_memory_record_of_a_variant(cf):
