@@ -20,10 +20,10 @@ dynamic, so every layer of a network shares one kernel; the CPU kernels take the
 at run time (``cpp.dynamic_threads``). ``emulate_precision_casts`` rounds every bf16/fp16
 intermediate as eager does, so the two backends emit the same spikes in low precision too.
 
-A package that cannot be built (no C++ compiler, say) or keyed (a formula without source)
-raises :class:`KernelBuildError`, naming it and the cause; a failed package is not tried again
-in the process, and :mod:`dspike.neurons` warns once per reason and runs the eager kernels
-there.
+A package on disk that does not load (a damaged file) is built again, once. A package that
+cannot be built (no C++ compiler, say) or keyed (a formula without source) raises
+:class:`KernelBuildError`, naming it and the cause; a failed package is not tried again in the
+process, and :mod:`dspike.neurons` warns once per reason and runs the eager kernels there.
 """
 
 from __future__ import annotations
@@ -202,28 +202,52 @@ def _build(path: Path, module: torch.nn.Module, examples: tuple[torch.Tensor, ..
 LOCK_TIMEOUT_S = 900
 
 
+def _open(path: Path, device: torch.device) -> Any:
+    """A runner of the package at ``path`` on ``device``."""
+    index = -1 if device.type == "cpu" else (device.index or 0)
+    # What torch._inductor.aoti_load_package calls, without importing torch._inductor
+    # (2.4 s: it imports torch._dynamo). A private API, kept stable by the torch pin:
+    # (package path, model name, run single-threaded, number of runners, device index).
+    return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, index)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` (inode, modification time), or None where there is none."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
 def _load(key: str, inputs: list[torch.Tensor], fn: Callable, *extra: object) -> Any:
     """The package ``key``'s runner, built first (from ``fn``, see :class:`_Pass`) if this
-    machine has none yet."""
+    machine has none yet, or has one that does not load (a damaged file): that one is built
+    again, once, unless another process has replaced it meanwhile."""
     path = cache_dir() / f"{key}.pt2"
+    device = inputs[0].device
     try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(path.with_suffix(".lock")), timeout=LOCK_TIMEOUT_S):
-                if not path.exists():  # another process may have built it meanwhile
-                    # Any N works for the dynamic dim; 977 keeps it distinct from T in tracing.
-                    examples = tuple(
-                        torch.zeros(x.shape[0], 977, dtype=x.dtype, device=x.device)
-                        if x.dim() == 2 else x
-                        for x in inputs
-                    )
-                    _build(path, _Pass(fn, *extra), examples)
-        device = inputs[0].device
-        index = -1 if device.type == "cpu" else (device.index or 0)
-        # What torch._inductor.aoti_load_package calls, without importing torch._inductor
-        # (2.4 s: it imports torch._dynamo). A private API, kept stable by the torch pin:
-        # (package path, model name, run single-threaded, number of runners, device index).
-        return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, index)
+        damaged = None
+        if path.exists():
+            try:
+                return _open(path, device)
+            except Exception as error:
+                damaged = _identity(path)
+                log.warning("dspike: the fused LIF kernel %s does not load (%s: %s); building "
+                            "it again", path, type(error).__name__, error)  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path.with_suffix(".lock")), timeout=LOCK_TIMEOUT_S):
+            # Another process may have built (or rebuilt) it while this one waited.
+            found = _identity(path)
+            if found is None or found == damaged:
+                # Any N works for the dynamic dim; 977 keeps it distinct from T in tracing.
+                examples = tuple(
+                    torch.zeros(x.shape[0], 977, dtype=x.dtype, device=x.device)
+                    if x.dim() == 2 else x
+                    for x in inputs
+                )
+                _build(path, _Pass(fn, *extra), examples)
+        return _open(path, device)
     except Exception as error:
         raise KernelBuildError(
             f"could not build or load the fused LIF kernel {path}: "
@@ -253,7 +277,10 @@ def _run(
 
 # What the generated code depends on in this module (not its docs): a change rebuilds.
 _SOURCE = hashlib.sha256(
-    "".join(inspect.getsource(f) for f in (_forward_steps, _backward_steps, _Pass, _build, _load))
+    "".join(
+        inspect.getsource(f)
+        for f in (_forward_steps, _backward_steps, _Pass, _build, _open, _load)
+    )
     .encode() + repr(_INDUCTOR_OPTIONS).encode()
 ).hexdigest()
 

@@ -1,14 +1,18 @@
 """LIF (Eq. 1-2) against hand-computed sequences and its autograd reference, both backends."""
 
 import functools
+import logging
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 
 from dspike import _lif_fused, build_model
 from dspike.checks import ConfigError
@@ -336,3 +340,64 @@ def test_compiled_lif_on_the_meta_device_runs_eager_without_a_kernel():
     y.sum().backward()
     assert y.shape == c.grad.shape == c.shape and y.device.type == "meta"
     assert _kernels() == before and compiled_fallbacks() == fallbacks
+
+
+@pytest.mark.compile
+def test_a_damaged_package_is_built_again(tmp_path, monkeypatch, caplog):
+    """A package on disk that does not load (here not a package at all) is built again, once,
+    with a log line that names it; the LIF stays fused."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_lif_fused, "_RUNNERS", {})
+    monkeypatch.setattr(_lif_fused, "_FAILED", {})
+    c = _currents().detach()
+    key = _lif_fused._package_key("forward", c.shape[0], c.dtype, c.device)
+    path = _lif_fused.cache_dir() / f"{key}.pt2"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a package")
+    builds = _lif_fused.builds
+    with caplog.at_level(logging.WARNING, logger=_lif_fused.__name__):
+        spikes, _ = _lif_fused.lif_forward(c, TAU, VTH)
+    assert _lif_fused.builds == builds + 1
+    assert f"{path} does not load" in caplog.text
+    torch.testing.assert_close(spikes, lif_reference(c, TAU, VTH)[0], rtol=0, atol=0)
+    assert path.read_bytes()[:2] == b"PK"  # a package now (a zip archive)
+
+
+_WAITER = """
+import time, torch
+from dspike import _lif_fused
+from dspike.neurons import lif_reference
+c = torch.randn(7, 3, 11, dtype=torch.float64) * 0.6 + 0.3
+print("ready", flush=True)
+start = time.perf_counter()
+spikes, _ = _lif_fused.lif_forward(c, {tau}, {vth})
+waited = time.perf_counter() - start
+print(_lif_fused.builds, torch.equal(spikes, lif_reference(c, {tau}, {vth})[0]), waited)
+"""
+
+
+@pytest.mark.compile
+def test_a_process_waits_for_another_ones_build_and_builds_nothing(tmp_path):
+    """Two processes need the same missing package: the one that finds the other's lock waits
+    for it, then loads the package the other has put there, and builds nothing."""
+    c = _currents().detach()
+    _lif_fused.lif_forward(c, TAU, VTH)  # the package, built or found in this process's cache
+    key = _lif_fused._package_key("forward", c.shape[0], c.dtype, c.device)
+    built = _lif_fused.cache_dir() / f"{key}.pt2"
+    target = tmp_path / "dspike_lif" / f"{key}.pt2"
+    target.parent.mkdir()
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
+    with FileLock(str(target.with_suffix(".lock"))):  # held as a process building it holds it
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", _WAITER.format(tau=TAU, vth=VTH)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+        line = waiter.stdout.readline()
+        assert line == "ready\n", line + waiter.stderr.read()
+        time.sleep(3)
+        shutil.copyfile(built, target.with_suffix(".partial"))
+        os.replace(target.with_suffix(".partial"), target)
+    out, err = waiter.communicate(timeout=300)
+    builds, equal, waited = out.split()
+    assert (builds, equal) == ("0", "True"), out + err
+    assert float(waited) > 2, out + err  # it waited for the lock, then only loaded
