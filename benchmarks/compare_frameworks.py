@@ -207,6 +207,7 @@ def profile_step(
 ) -> list[tuple[str, float, float]]:
     """Where one SGD step goes: the ``top`` ops by self time (device time on a GPU), each as
     (name, seconds, share of the step's total self time), from ``torch.profiler``."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU]
@@ -215,26 +216,31 @@ def profile_step(
     with profile(activities=activities) as prof:
         timed_step(model, optimizer, x, y, device)
     attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    events = [(e.key, getattr(e, attr)) for e in prof.key_averages()]
+    # The ops as the CPU launched them; on a GPU the kernels are listed once more on their own,
+    # with the same device time (as torch's own table, which skips them).
+    events = [
+        (e.key, getattr(e, attr)) for e in prof.key_averages() if e.device_type == DeviceType.CPU
+    ]
     total = sum(us for _, us in events) or 1.0
     events.sort(key=lambda e: e[1], reverse=True)
-    return [(name, us / 1e6, us / total) for name, us in events[:top]]
+    return [(name, us / 1e6, us / total) for name, us in events[:top] if us > 0]
 
 
 def print_profiles(
     variants: list[str], time_steps: int, batch: int, width: int, warmup: int,
     device: torch.device,
 ) -> None:
-    """``profile_step`` of each variant after ``warmup`` steps, as one table each."""
+    """``profile_step`` of each variant after ``warmup`` steps (at least one, so that no first
+    call's set-up is profiled), as one table each."""
     x, y = _batch(batch, device)
     for v in variants:
         model = build(v, time_steps, width, device)
         optimizer = build_optimizer(model, OptimConfig(lr=0.01))
-        for _ in range(warmup):
+        for _ in range(max(1, warmup)):
             timed_step(model, optimizer, x, y, device)
         print(f"\nwhere a step of {LABELS[v]} goes (T={time_steps}, batch {batch}; self time)")
         for name, seconds, share in profile_step(model, optimizer, x, y, device):
-            print(f"  {name[:50]:50s} {seconds:7.3f} s {share:6.1%}")
+            print(f"  {name[:50]:50s} {seconds * 1e3:9.1f} ms {share:6.1%}")
 
 
 def _batch(batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,7 @@ dynamic, so every layer of a network shares one kernel; the CPU kernels take the
 at run time (``cpp.dynamic_threads``). ``emulate_precision_casts`` rounds every bf16/fp16
 intermediate as eager does, so the two backends emit the same spikes in low precision too.
 
-A package on disk that does not load (a damaged file) is built again, once. A package that
+A package on disk that is damaged (not a whole archive) is built again. A package that
 cannot be built (no C++ compiler, say) or keyed (a formula without source) raises
 :class:`KernelBuildError`, naming it and the cause; a failed package is not tried again in the
 process, and :mod:`dspike.neurons` warns once per reason and runs the eager kernels there.
@@ -37,6 +37,7 @@ import os
 import re
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -220,33 +221,49 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return stat.st_ino, stat.st_mtime_ns
 
 
+def _damaged(path: Path) -> bool:
+    """Whether the file at ``path`` is not a whole package (a ``.pt2`` is a zip archive)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is not None
+    except (zipfile.BadZipFile, OSError):
+        return True
+
+
+def _examples(inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The inputs a package is exported with: any N works for the dynamic dim of ``[T, N]``;
+    977 keeps it distinct from T in tracing."""
+    return tuple(
+        torch.zeros(x.shape[0], 977, dtype=x.dtype, device=x.device) if x.dim() == 2 else x
+        for x in inputs
+    )
+
+
 def _load(key: str, inputs: list[torch.Tensor], fn: Callable, *extra: object) -> Any:
     """The package ``key``'s runner, built first (from ``fn``, see :class:`_Pass`) if this
-    machine has none yet, or has one that does not load (a damaged file): that one is built
-    again, once, unless another process has replaced it meanwhile."""
+    machine has none yet. One that is there but damaged (not a whole archive) is built again,
+    unless another process has replaced it meanwhile; one that is whole but does not load
+    here raises, as a rebuild would not help."""
     path = cache_dir() / f"{key}.pt2"
     device = inputs[0].device
     try:
         damaged = None
         if path.exists():
+            identity = _identity(path)
             try:
                 return _open(path, device)
             except Exception as error:
-                damaged = _identity(path)
-                log.warning("dspike: the fused LIF kernel %s does not load (%s: %s); building "
-                            "it again", path, type(error).__name__, error)  # fmt: skip
+                if not _damaged(path):
+                    raise
+                damaged = identity
+                log.warning("dspike: the fused LIF kernel %s is damaged (%s: %s); building it "
+                            "again, unless another process has", path, type(error).__name__,
+                            error)  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path.with_suffix(".lock")), timeout=LOCK_TIMEOUT_S):
-            # Another process may have built (or rebuilt) it while this one waited.
-            found = _identity(path)
+            found = _identity(path)  # another process may have built it while this one waited
             if found is None or found == damaged:
-                # Any N works for the dynamic dim; 977 keeps it distinct from T in tracing.
-                examples = tuple(
-                    torch.zeros(x.shape[0], 977, dtype=x.dtype, device=x.device)
-                    if x.dim() == 2 else x
-                    for x in inputs
-                )
-                _build(path, _Pass(fn, *extra), examples)
+                _build(path, _Pass(fn, *extra), _examples(inputs))
         return _open(path, device)
     except Exception as error:
         raise KernelBuildError(
@@ -278,8 +295,7 @@ def _run(
 # What the generated code depends on in this module (not its docs): a change rebuilds.
 _SOURCE = hashlib.sha256(
     "".join(
-        inspect.getsource(f)
-        for f in (_forward_steps, _backward_steps, _Pass, _build, _open, _load)
+        inspect.getsource(f) for f in (_forward_steps, _backward_steps, _Pass, _build, _examples)
     )
     .encode() + repr(_INDUCTOR_OPTIONS).encode()
 ).hexdigest()

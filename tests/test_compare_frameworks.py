@@ -103,12 +103,12 @@ def test_profile_says_where_a_step_goes(cf):
     model = cf.build("dspike-eager", 2, 4, torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = cf._batch(2, torch.device("cpu"))
-    top = cf.profile_step(model, optimizer, x, y, torch.device("cpu"), top=40)
+    top = cf.profile_step(model, optimizer, x, y, torch.device("cpu"), top=1000)
     names = [name for name, _, _ in top]
     assert "aten::convolution_backward" in names and "_LIFFunctionBackward" in names
     shares = [share for _, _, share in top]
-    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
-    assert all(seconds > 0 for _, seconds, _ in top)
+    assert shares == sorted(shares, reverse=True)
+    assert sum(shares) == pytest.approx(1.0)  # every op with self time, so the whole step
 
 
 def test_memory_record_of_a_variant(cf):

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -342,25 +343,51 @@ def test_compiled_lif_on_the_meta_device_runs_eager_without_a_kernel():
     assert _kernels() == before and compiled_fallbacks() == fallbacks
 
 
-@pytest.mark.compile
-def test_a_damaged_package_is_built_again(tmp_path, monkeypatch, caplog):
-    """A package on disk that does not load (here not a package at all) is built again, once,
-    with a log line that names it; the LIF stays fused."""
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """An empty kernel cache, and no package loaded or failed in this process."""
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(_lif_fused, "_RUNNERS", {})
     monkeypatch.setattr(_lif_fused, "_FAILED", {})
-    c = _currents().detach()
+    return tmp_path
+
+
+def _forward_package(c: torch.Tensor) -> Path:
     key = _lif_fused._package_key("forward", c.shape[0], c.dtype, c.device)
-    path = _lif_fused.cache_dir() / f"{key}.pt2"
+    return _lif_fused.cache_dir() / f"{key}.pt2"
+
+
+@pytest.mark.compile
+@pytest.mark.usefixtures("isolated_cache")
+def test_a_damaged_package_is_built_again(caplog):
+    """A package on disk that is not a whole archive (a damaged file) is built again, with a
+    log line that names it; the LIF stays fused."""
+    c = _currents().detach()
+    path = _forward_package(c)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a package")
     builds = _lif_fused.builds
     with caplog.at_level(logging.WARNING, logger=_lif_fused.__name__):
         spikes, _ = _lif_fused.lif_forward(c, TAU, VTH)
     assert _lif_fused.builds == builds + 1
-    assert f"{path} does not load" in caplog.text
+    assert f"{path} is damaged" in caplog.text
     torch.testing.assert_close(spikes, lif_reference(c, TAU, VTH)[0], rtol=0, atol=0)
     assert path.read_bytes()[:2] == b"PK"  # a package now (a zip archive)
+
+
+@pytest.mark.usefixtures("isolated_cache")
+def test_a_whole_package_that_does_not_load_is_not_built_again():
+    """An archive that loads no kernel here (a build would make the same): the error names the
+    package, and nothing is built."""
+    c = _currents().detach()
+    path = _forward_package(c)
+    path.parent.mkdir(parents=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model/readme.txt", "no kernel in here")
+    builds = _lif_fused.builds
+    with pytest.raises(_lif_fused.KernelBuildError, match=f"could not build or load .*{path.name}"):
+        _lif_fused.lif_forward(c, TAU, VTH)
+    assert _lif_fused.builds == builds
 
 
 _WAITER = """
@@ -377,27 +404,35 @@ print(_lif_fused.builds, torch.equal(spikes, lif_reference(c, {tau}, {vth})[0]),
 
 
 @pytest.mark.compile
-def test_a_process_waits_for_another_ones_build_and_builds_nothing(tmp_path):
-    """Two processes need the same missing package: the one that finds the other's lock waits
-    for it, then loads the package the other has put there, and builds nothing."""
+@pytest.mark.parametrize("found", ["nothing", "a damaged file"])
+def test_a_process_waits_for_another_ones_build_and_builds_nothing(tmp_path, found):
+    """Two processes need the same package, missing or damaged: the one that finds the other's
+    lock waits for it, then loads the package the other has put there, and builds nothing."""
     c = _currents().detach()
     _lif_fused.lif_forward(c, TAU, VTH)  # the package, built or found in this process's cache
-    key = _lif_fused._package_key("forward", c.shape[0], c.dtype, c.device)
-    built = _lif_fused.cache_dir() / f"{key}.pt2"
-    target = tmp_path / "dspike_lif" / f"{key}.pt2"
+    built = _forward_package(c)
+    target = tmp_path / "dspike_lif" / built.name
     target.parent.mkdir()
+    if found == "a damaged file":
+        target.write_bytes(b"not a package")
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
-    with FileLock(str(target.with_suffix(".lock"))):  # held as a process building it holds it
-        waiter = subprocess.Popen(
-            [sys.executable, "-c", _WAITER.format(tau=TAU, vth=VTH)], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).resolve().parents[1],
-        )  # fmt: skip
-        line = waiter.stdout.readline()
-        assert line == "ready\n", line + waiter.stderr.read()
-        time.sleep(3)
-        shutil.copyfile(built, target.with_suffix(".partial"))
-        os.replace(target.with_suffix(".partial"), target)
-    out, err = waiter.communicate(timeout=300)
+    waiter = None
+    try:
+        with FileLock(str(target.with_suffix(".lock"))):  # held as a building process holds it
+            waiter = subprocess.Popen(
+                [sys.executable, "-c", _WAITER.format(tau=TAU, vth=VTH)], env=env, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                cwd=Path(__file__).resolve().parents[1],
+            )  # fmt: skip
+            line = waiter.stdout.readline()
+            assert line == "ready\n", line + waiter.stderr.read()
+            time.sleep(3)
+            shutil.copyfile(built, target.with_suffix(".partial"))
+            os.replace(target.with_suffix(".partial"), target)
+        out, err = waiter.communicate(timeout=300)
+    finally:
+        if waiter is not None and waiter.poll() is None:
+            waiter.kill()
     builds, equal, waited = out.split()
     assert (builds, equal) == ("0", "True"), out + err
     assert float(waited) > 2, out + err  # it waited for the lock, then only loaded
