@@ -106,7 +106,9 @@ class _Pass(torch.nn.Module):
         return self.fn(*tensors, *self.extra)
 
 
-_RUNNERS: dict[str, Any] = {}
+# Loaded packages by (package, device): a runner is bound to the GPU it was loaded for, so
+# a process that drives several GPUs loads a package once per GPU.
+_RUNNERS: dict[tuple[str, torch.device], Any] = {}
 # Packages this process built (not loaded); for the tests, which count it to show that a
 # process finding the packages on disk builds nothing.
 builds = 0
@@ -280,12 +282,12 @@ def _run(
 ) -> list[torch.Tensor]:
     """Run the package ``key`` on ``inputs``, loading it (or first building it) on first use.
     A package that failed raises its error again at once, without another build."""
-    runner = _RUNNERS.get(key)
+    runner = _RUNNERS.get((key, inputs[0].device))
     if runner is None:
         if key in _FAILED:
             raise _FAILED[key]
         try:
-            runner = _RUNNERS[key] = _load(key, inputs, fn, *extra)
+            runner = _RUNNERS[key, inputs[0].device] = _load(key, inputs, fn, *extra)
         except KernelBuildError as error:
             _FAILED[key] = error
             raise
