@@ -47,7 +47,9 @@ from filelock import FileLock
 
 from .surrogate import GradFunction
 
-__all__ = ["DEVICE_TYPES", "KernelBuildError", "cache_dir", "lif_backward", "lif_forward"]
+__all__ = [
+    "DEVICE_TYPES", "KernelBuildError", "cache_dir", "lif_backward", "lif_forward", "package_path"
+]
 
 # Devices the kernels are built for; elsewhere (``meta`` tensors, which only carry shapes, as
 # in op counting) the eager kernels run.
@@ -241,17 +243,22 @@ def _examples(inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     )
 
 
+def package_path(key: str) -> Path:
+    """Where the package ``key`` lives on this machine."""
+    return cache_dir() / f"{key}.pt2"
+
+
 def _load(key: str, inputs: list[torch.Tensor], fn: Callable, *extra: object) -> Any:
     """The package ``key``'s runner, built first (from ``fn``, see :class:`_Pass`) if this
     machine has none yet. One that is there but damaged (not a whole archive) is built again,
     unless another process has replaced it meanwhile; one that is whole but does not load
     here raises, as a rebuild would not help."""
-    path = cache_dir() / f"{key}.pt2"
+    path = package_path(key)
     device = inputs[0].device
     try:
         damaged = None
-        if path.exists():
-            identity = _identity(path)
+        identity = _identity(path)
+        if identity is not None:
             try:
                 return _open(path, device)
             except Exception as error:
@@ -282,12 +289,13 @@ def _run(
 ) -> list[torch.Tensor]:
     """Run the package ``key`` on ``inputs``, loading it (or first building it) on first use.
     A package that failed raises its error again at once, without another build."""
-    runner = _RUNNERS.get((key, inputs[0].device))
+    device = inputs[0].device
+    runner = _RUNNERS.get((key, device))
     if runner is None:
         if key in _FAILED:
             raise _FAILED[key]
         try:
-            runner = _RUNNERS[key, inputs[0].device] = _load(key, inputs, fn, *extra)
+            runner = _RUNNERS[key, device] = _load(key, inputs, fn, *extra)
         except KernelBuildError as error:
             _FAILED[key] = error
             raise

@@ -354,7 +354,7 @@ def isolated_cache(tmp_path, monkeypatch):
 
 def _forward_package(c: torch.Tensor) -> Path:
     key = _lif_fused._package_key("forward", c.shape[0], c.dtype, c.device)
-    return _lif_fused.cache_dir() / f"{key}.pt2"
+    return _lif_fused.package_path(key)
 
 
 @pytest.mark.compile
