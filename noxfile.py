@@ -67,13 +67,14 @@ def tests(session: nox.Session) -> None:
 def smoke(session: nox.Session) -> None:
     """The whole DVC pipeline at smoke scale on bundled real data, in ``.smoke/``."""
     env = _shared_env(session)
-    session.run(PYTHON, "-m", "pipelines.smoke", *session.posargs, env=env, external=True)
+    session.run(PYTHON, "-m", "tools.smoke", *session.posargs, env=env, external=True)
 
 
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """Speed benchmarks (``benchmarks/``): the comparison with SpikingJelly and snnTorch, then
-    every ``bench_*.py``; figures go to the README. ``nox -s bench -- SCRIPT [ARGS]`` runs one.
+    every ``bench_*.py``; figures go to docs/performance.md. ``nox -s bench -- SCRIPT [ARGS]``
+    runs one.
     """
     env = _shared_env(session)
     if session.posargs:

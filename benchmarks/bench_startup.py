@@ -93,7 +93,7 @@ emit("done")
 def prepare_workspace(workspace: Path, root: Path = ROOT) -> None:
     """params.yaml = params.yaml + params.smoke.yaml (of ``root``); the CIFAR-10 manifest
     prepared."""
-    from pipelines.params import deep_merge
+    from harness.params import deep_merge
 
     base = yaml.safe_load((root / "params.yaml").read_text())
     smoke = yaml.safe_load((root / "params.smoke.yaml").read_text())

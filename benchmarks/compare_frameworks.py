@@ -1,7 +1,7 @@
 """One SGD step of the spiking ResNet-18 with each neuron layer: dspike, SpikingJelly, snnTorch.
 
     python benchmarks/compare_frameworks.py            # T in {2,4,6} x batch in {32,64}
-    python benchmarks/compare_frameworks.py --quick    # T=6, batch 32 (the README's table)
+    python benchmarks/compare_frameworks.py --quick    # T=6, batch 32 (docs/performance.md's table)
         [--width 64] [--repeats 5] [--warmup 2] [--threads 0] [--variants ...]
         [--no-memory] [--malloc retain|default] [--profile] [--out benchmarks/out]
 

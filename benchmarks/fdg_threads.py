@@ -22,7 +22,7 @@ from pathlib import Path
 _CALLS = r"""
 import json, sys, time, torch
 from dspike.fdg import FIRST_LAYER, fdg
-from dspike.studies.toy_training import make_toy
+from paper.toy_training import make_toy
 from dspike.surrogate import Rectangular
 torch.manual_seed(0)
 model = make_toy("snn", Rectangular(1.0), 4, (1, 28, 28))

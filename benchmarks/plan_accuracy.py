@@ -1,14 +1,14 @@
-"""The compute plan's estimates against measured stages, at smoke scale (``pipelines.plan``).
+"""The compute plan's estimates against measured stages, at smoke scale (``tools.plan``).
 
-Builds a smoke workspace (``pipelines.smoke``: this checkout, ``params.smoke.yaml`` overlaid),
-measures this machine's start-up and DVC figures (``python -m pipelines.plan measure``), then
+Builds a smoke workspace (``tools.smoke``: this checkout, ``params.smoke.yaml`` overlaid),
+measures this machine's start-up and DVC figures (``python -m tools.plan measure``), then
 for every stage in DAG order measures its step shapes (``measure --stages STAGE --shapes-only``)
 and runs it alone (``dvc repro STAGE --single-item``), timing it (``--stages``: only those,
 after what they need): on a shared machine whose load changes by the minute, a stage's rates
 are measured just before it runs. Prints estimated vs actual seconds per stage (Markdown), with
 the load average when the stage started. About 25 min for the whole DAG on a 2-core CPU.
 
-``--clock cpu`` counts CPU seconds instead of wall seconds (:mod:`pipelines.plan.clock`), both
+``--clock cpu`` counts CPU seconds instead of wall seconds (:mod:`tools.plan.clock`), both
 in the measurements and in the runs (``dvc repro`` and everything under it), every process at
 one thread (``OMP_NUM_THREADS=1``): on a machine shared with other jobs, a stage's wall time
 follows the load of the minute (two threads contending with other processes run some ops 3-5x
@@ -30,12 +30,12 @@ import os
 import sys
 from pathlib import Path
 
-from pipelines.params import REPO_ROOT
-from pipelines.plan.clock import CLOCKS, run_seconds
-from pipelines.plan.dag import load_dag, upstream
-from pipelines.plan.report import build_plan
-from pipelines.plan.throughput import Throughput, device_name, table_path
-from pipelines.smoke import prepare_workspace, smoke_env
+from harness.params import REPO_ROOT
+from tools.plan.clock import CLOCKS, run_seconds
+from tools.plan.dag import load_dag, upstream
+from tools.plan.report import build_plan
+from tools.plan.throughput import Throughput, device_name, table_path
+from tools.smoke import prepare_workspace, smoke_env
 
 
 def _load() -> str:
@@ -58,7 +58,7 @@ def main() -> None:
     dvc, py = str(bin_dir / "dvc"), sys.executable
     if args.clock == "cpu":
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    measure = [py, "-m", "pipelines.plan", "measure", "--device", "cpu", "--clock", args.clock]
+    measure = [py, "-m", "tools.plan", "measure", "--device", "cpu", "--clock", args.clock]
     measure += ["--all"] if args.force else []  # measure stages that are up to date too
     run_seconds(
         [py, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"], ws, env, "wall"

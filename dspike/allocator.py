@@ -15,8 +15,8 @@ process, and the resident size stays near its peak.
 :func:`dspike.engine.fit` calls it when it trains on the CPU; a training loop of one's own calls
 it once before its first step. Memory stays with the process after training too; setting any
 of glibc's own malloc variables (:data:`GLIBC_SETTINGS`, or a ``glibc.malloc.*`` tunable in
-``GLIBC_TUNABLES``) opts out. Measured figures: the README,
-section "Training step cost".
+``GLIBC_TUNABLES``) opts out. Measured figures: docs/performance.md,
+section "Freed memory stays with the process".
 """
 
 from __future__ import annotations

@@ -18,16 +18,15 @@ import torch
 
 from dspike.data import make_loader
 from dspike.energy import count_macs, measure_activity, op_counts
-from dspike.energy_report import write_firing_rates
 from dspike.engine import distributed
 from dspike.engine.factory import build_network
 from dspike.io import atomic_write_text
-
-from .cli import stage_main
-from .params import flatten, get
-from .tracking import DatasetRecord, experiment_name, log_stage_run, run_tags
-from .train_config import build_config, stage_settings
-from .train_data import build_datasets
+from harness.cli import stage_main
+from harness.params import flatten, get
+from harness.tracking import DatasetRecord, experiment_name, log_stage_run, run_tags
+from harness.train_config import build_config, stage_settings
+from harness.train_data import build_datasets
+from paper.energy_report import write_firing_rates
 
 
 def _trained(params: dict, stage: str, seed: int, weights: Path) -> torch.nn.Module:

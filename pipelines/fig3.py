@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from dspike.studies import fig3
-
-from .cli import out_dir_argument, stage_main
-from .params import flatten, get
-from .tracking import STUDIES, experiment_name, log_stage_run, run_tags
+from harness.cli import out_dir_argument, stage_main
+from harness.params import flatten, get
+from harness.tracking import STUDIES, experiment_name, log_stage_run, run_tags
+from paper import fig3
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:

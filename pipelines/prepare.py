@@ -17,9 +17,8 @@ from pathlib import Path
 
 from dspike.data import DATASETS, build_dataset, materialize_bundled
 from dspike.io import atomic_write_text
-
-from .cli import stage_main
-from .params import get
+from harness.cli import stage_main
+from harness.params import get
 
 
 def dataset_root(params: dict, name: str) -> Path:

@@ -21,9 +21,8 @@ from dspike.data import (
     prepare_dvs_frames,
 )
 from dspike.io import atomic_write_text
-
-from .cli import stage_main
-from .params import get
+from harness.cli import stage_main
+from harness.params import get
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from dspike.studies import table1
-
-from .cli import stage_main
-from .params import get
-from .studies import log_study, mnist_splits, study_arguments, toy_settings
+from harness.cli import stage_main
+from harness.params import get
+from harness.study import log_study, mnist_splits, study_arguments, toy_settings
+from paper import table1
 
 
 def _run(params: dict, args: argparse.Namespace) -> None:

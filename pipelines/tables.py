@@ -14,10 +14,10 @@ missing file, a missing figure is named in place of its image, and Fig. 5 withou
 runs is an empty plot that says so. Its MLflow run carries the tag ``partial``: the missing
 study outputs, or ``false``.
 
-Every row carries the paper's reported value (``pipelines/paper_reported.yaml``), ours as
+Every row carries the paper's reported value (``paper/reported.yaml``), ours as
 mean ± std over the seeds that ran (n), and the difference. Results on substitute data (the
 bundled CIFAR-100 stand-in, simulated CIFAR10-DVS) are labelled as such in the table itself.
-Every table is written by :func:`dspike.markdown.write_table`, and REPORT.md embeds what it
+Every table is written by :func:`paper.markdown.write_table`, and REPORT.md embeds what it
 returns, so a table's note (Table 3's units and formula, Table 1's reference note) is in both.
 """
 
@@ -32,16 +32,17 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+import paper
 from dspike.data import DATASETS
-from dspike.energy_report import table3_rows
 from dspike.io import atomic_write_text, pyplot, save_figure
-from dspike.markdown import write_table
+from harness.cli import stage_main
+from harness.params import get, params_hash, provenance
+from harness.tracking import experiment_name, log_stage_run, run_tags
+from paper.energy_report import table3_rows
+from paper.markdown import write_table
 
-from .cli import stage_main
-from .params import get, params_hash, provenance
-from .tracking import experiment_name, log_stage_run, run_tags
-
-REPORTED = Path(__file__).with_name("paper_reported.yaml")
+# the paper's reported numbers, shown beside ours (never in place of a run)
+REPORTED = Path(paper.__file__).with_name("reported.yaml")
 # what the studies and the energy stage write under --results
 TABLE1_CSV, TABLE3_CSV = Path("table1/table1.csv"), Path("energy/table3_ours.csv")
 FIGURES = (Path("fig2/fig2.png"), Path("fig3/fig3.png"), Path("energy/fig4.png"))

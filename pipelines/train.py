@@ -20,7 +20,7 @@ names every file; the stage writes, each atomically:
 * ``<train.checkpoint_dir>/<variant>/seed<S>-<key>/last.pt`` while it runs: the same command
   resumes it; it is deleted once the outputs are written.
 
-The MLflow run (:mod:`pipelines.tracking`) gets the config as params, every epoch's metrics, the
+The MLflow run (:mod:`harness.tracking`) gets the config as params, every epoch's metrics, the
 dataset (``--manifest``) as its inputs, and as artifacts the plots CSV, the metrics JSON, a
 figure of the curves (``curves.png``) and, unless ``tracking.log_weights`` is false, the weights
 (``weights/``).
@@ -28,9 +28,9 @@ figure of the curves (``curves.png``) and, unless ``tracking.log_weights`` is fa
 ImageNet stages with ``data.imagenet.root: ""`` write outputs marked skipped and exit 0.
 
 This module is the entry point only; its parts live in modules named for them:
-:mod:`pipelines.train_config` (params -> TrainConfig, and the words stage / variant / run /
-network), :mod:`pipelines.train_data` (input shape, datasets), :mod:`pipelines.train_outputs`
-(outputs, checkpoint folder) and :mod:`pipelines.train_tracking` (the MLflow run).
+:mod:`harness.train_config` (params -> TrainConfig, and the words stage / variant / run /
+network), :mod:`harness.train_data` (input shape, datasets), :mod:`harness.train_outputs`
+(outputs, checkpoint folder) and :mod:`harness.train_tracking` (the MLflow run).
 """
 
 from __future__ import annotations
@@ -55,14 +55,19 @@ from dspike.engine import (
     fit,
 )
 from dspike.io import check_writable
-
-from .cli import fail, stage_main
-from .params import ParamsError, get
-from .schema import check_stage_name
-from .tracking import MLflowTracker
-from .train_config import build_config, named_by_params, run_hash, stage_settings, variant_name
-from .train_data import build_datasets
-from .train_outputs import (
+from harness.cli import fail, stage_main
+from harness.params import ParamsError, get
+from harness.schema import check_stage_name
+from harness.tracking import MLflowTracker
+from harness.train_config import (
+    build_config,
+    named_by_params,
+    run_hash,
+    stage_settings,
+    variant_name,
+)
+from harness.train_data import build_datasets
+from harness.train_outputs import (
     check_in_workspace,
     checkpoint_folder,
     code_digest,
@@ -70,7 +75,7 @@ from .train_outputs import (
     write_outputs,
     write_skipped,
 )
-from .train_tracking import log_outputs, open_tracker
+from harness.train_tracking import log_outputs, open_tracker
 
 __all__ = ["main"]
 

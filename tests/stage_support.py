@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pipelines.params import deep_merge
+from harness.params import deep_merge
 
 BASE_PARAMS: dict[str, Any] = {
     "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False, "backend": "eager"},

@@ -7,15 +7,15 @@ from torch import nn
 
 from dspike import build_model
 from dspike.energy import count_macs, energy, measure_activity, op_counts
-from dspike.energy_report import (
+from dspike.neurons import LIF
+from dspike.spec import NeuronSpec
+from paper.energy_report import (
     format_count,
     format_energy,
     table3_rows,
     write_firing_rates,
 )
-from dspike.markdown import write_table
-from dspike.neurons import LIF
-from dspike.spec import NeuronSpec
+from paper.markdown import write_table
 
 
 class TwoLayerSNN(nn.Module):

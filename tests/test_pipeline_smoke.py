@@ -25,9 +25,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from dvc_deps import declared_code_deps, dvcignored, has_code, uncovered
 
-from pipelines.code_deps import declared_code_deps
-from pipelines.params import REPO_ROOT, deep_merge
+from harness.params import REPO_ROOT, deep_merge
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ def smoke(tmp_path_factory):
     }
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode ON, as on a user's machine
     run = _run(
-        [sys.executable, "-m", "pipelines.smoke", "--workspace", str(workspace),
+        [sys.executable, "-m", "tools.smoke", "--workspace", str(workspace),
          "--overlay", str(overlay)],
         REPO_ROOT, env,
     )  # fmt: skip
@@ -178,12 +178,15 @@ def test_each_stage_loaded_only_files_in_its_deps(smoke):
     ws, env, _ = smoke
     stages = yaml.safe_load((ws / "dvc.yaml").read_text())["stages"]
     records = [json.loads(p.read_text()) for p in Path(env["DSPIKE_RECORD_IMPORTS"]).glob("*.json")]
+    ignored = dvcignored(ws)
     assert {r["stage"].split("@")[0] for r in records} == set(stages)  # every stage reported
     for record in records:
         body = stages[record["stage"].split("@")[0]]
         declared = declared_code_deps(body.get("do", body))
         assert not [f for f in record["files"] if f.startswith("..")], record  # the copy's code
-        assert set(record["files"]) <= declared, (record["stage"], set(record["files"]) - declared)
+        files = {f for f in record["files"] if has_code(ws / f)}
+        assert not uncovered(files, declared, ignored).get("not covered"), record["stage"]
+        assert not uncovered(files, declared, ignored).get("dvcignored"), record["stage"]
 
 
 def test_second_repro_is_a_no_op(smoke):
@@ -198,24 +201,31 @@ def test_bytecode_caches_of_every_module_change_no_stage(smoke):
     ws, env, _ = smoke
     modules = [
         ".".join(p.relative_to(ws).with_suffix("").parts).removesuffix(".__init__")
-        for package in ("dspike", "pipelines")
+        for package in ("dspike", "harness", "paper", "pipelines")
         for p in sorted((ws / package).rglob("*.py"))
     ]
     imported = _run([sys.executable, "-c", f"import {', '.join(modules)}"], ws, env)
     assert imported.returncode == 0, imported.stderr
-    assert list((ws / "dspike" / "studies").glob("__pycache__/fig3.*.pyc"))  # written
+    assert list((ws / "paper").glob("__pycache__/fig3.*.pyc"))  # written
     status = _dvc(ws, "status", env=env)
     assert status.returncode == 0 and UP_TO_DATE in status.stdout, status.stdout
 
 
 def test_editing_a_module_invalidates_exactly_the_stages_that_import_it(smoke):
     ws, env, _ = smoke
-    with _touched(ws / "dspike" / "studies" / "fig3.py"):
+    with _touched(ws / "paper" / "fig3.py"):
         assert _stale(ws, env) == {"fig3"}
+    with _touched(ws / "paper" / "toy_training.py"):
+        assert _stale(ws, env) == {"fig2", "table1"}
+    with _touched(ws / "pipelines" / "train.py"):
+        stale = _stale(ws, env)
+    assert "snn_t6@cifar10-0" in stale and not {"fig2", "table1", "fig3"} & stale, stale
+    with _touched(ws / "dspike" / "integrations" / "snntorch.py"):
+        assert UP_TO_DATE in _dvc(ws, "status", env=env).stdout  # .dvcignore: no stage uses it
     with _touched(ws / "dspike" / "neurons.py"):
         stale = _stale(ws, env)
     spiking = {"fig2", "table1", "energy", "ablation@cifar10-0.05-0", "dvs_snn_t10@0"}
-    spiking |= {f"cifar10_{s}@{seed}" for s in ("snn_t6", "tit_t4", "tit_t2") for seed in (0, 1)}
+    spiking |= {f"{s}@cifar10-{seed}" for s in ("snn_t6", "tit_t4", "tit_t2") for seed in (0, 1)}
     assert spiking <= stale
     assert not {s for s in stale if s.startswith(("fig3", "prepare"))}, stale
     assert UP_TO_DATE in _dvc(ws, "status", env=env).stdout  # restored byte for byte

@@ -1,4 +1,4 @@
-"""The compute plan (``python -m pipelines.plan``) on the real dvc.yaml: paper-scale and smoke
+"""The compute plan (``python -m tools.plan``) on the real dvc.yaml: paper-scale and smoke
 workloads, the arithmetic, the chains, and its estimate against a real smoke stage's run."""
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import yaml
 from engine_support import one_thread
 
 from dspike.data import DATASETS, build_dataset, materialize_bundled
-from pipelines.params import REPO_ROOT, deep_merge, load_params
-from pipelines.plan.__main__ import main as plan_cli
-from pipelines.plan.chains import Chain, assign
-from pipelines.plan.clock import now, run_timed
-from pipelines.plan.dag import Dag, load_dag, upstream
-from pipelines.plan.estimate import estimate
-from pipelines.plan.measure import measure_key
-from pipelines.plan.report import build_plan, chain_script
-from pipelines.plan.throughput import Throughput, parse_given, table_path
-from pipelines.plan.workload import StepKey, Term, Workload, launcher_processes, workload
+from harness.params import REPO_ROOT, deep_merge, load_params
+from tools.plan.__main__ import main as plan_cli
+from tools.plan.chains import Chain, assign
+from tools.plan.clock import now, run_timed
+from tools.plan.dag import Dag, load_dag, upstream
+from tools.plan.estimate import estimate
+from tools.plan.measure import measure_key
+from tools.plan.report import build_plan, chain_script
+from tools.plan.throughput import Throughput, parse_given, table_path
+from tools.plan.workload import StepKey, Term, Workload, launcher_processes, workload
 
 PAPER = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 SMOKE = deep_merge(PAPER, yaml.safe_load((REPO_ROOT / "params.smoke.yaml").read_text()))
@@ -60,14 +60,14 @@ def test_paper_scale_plan_without_data(tmp_path, capsys):
     root = _project(tmp_path / "paper", PAPER)
     plan_cli(["--root", str(root), "--device", "cpu"])
     out = capsys.readouterr().out
-    assert "60 of 60 stages to run" in out and "Measure them: python -m pipelines.plan" in out
+    assert "60 of 60 stages to run" in out and "Measure them: python -m tools.plan" in out
     works = _works(root)
-    snn = works["cifar10_snn_t6@0"]
+    snn = works["snn_t6@cifar10-0"]
     assert (snn.train_images, snn.test_images, snn.epochs, snn.batch) == (50_000, 10_000, 300, 128)
     assert (snn.model, snn.time_steps, snn.steps) == ("resnet18", 6, 391 * 300)
     alg1 = next(t for t in snn.terms if t.unit == "alg1")
     assert alg1.count == 300 and alg1.key.batch == PAPER["fdg"]["batch_size"]
-    assert _units(works["cifar10_ann@0"]).keys() == {
+    assert _units(works["ann@cifar10-0"]).keys() == {
         "train",
         "eval",
         "checkpoint",
@@ -99,7 +99,7 @@ def test_bundled_sizes_are_what_the_real_loaders_read(tmp_path):
 def test_smoke_sizes_are_the_bundled_splits_capped(smoke):
     works = _works(smoke)
     cap = SMOKE["train"]
-    assert (works["cifar10_ann@0"].train_images, works["cifar10_ann@0"].test_images) == (
+    assert (works["ann@cifar10-0"].train_images, works["ann@cifar10-0"].test_images) == (
         cap["max_train_samples"],
         cap["max_test_samples"],
     )
@@ -248,7 +248,7 @@ def test_cpu_clock_counts_a_child_busy_not_a_child_asleep(tmp_path):
 
 @pytest.mark.integration
 def test_estimate_of_table1_compute_within_40_percent_in_cpu_seconds(tmp_path):
-    """The plan's model against a real run: Table 1's runs (``dspike.studies.table1.run`` on the
+    """The plan's model against a real run: Table 1's runs (``paper.table1.run`` on the
     bundled MNIST, as the ``table1`` stage calls it), their training, FDG, warm-up and
     evaluation estimated from the toy study's step shapes measured into a table.
 
@@ -261,8 +261,8 @@ def test_estimate_of_table1_compute_within_40_percent_in_cpu_seconds(tmp_path):
     are checked exactly by the tests above); the 25% of issue 15 is checked stage by stage on a
     machine without that contention (``benchmarks/plan_accuracy.py --clock cpu``).
     """
-    from dspike.studies import table1
-    from pipelines.studies import mnist_splits, toy_settings
+    from harness.study import mnist_splits, toy_settings
+    from paper import table1
 
     small = {"toy": {"train_size": 512}, "table1": {"epochs": 1, "epsilons": [0.1, 0.5]}}
     params = deep_merge(SMOKE, {"studies": small, "data": {"root": str(tmp_path / "raw")}})

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from dspike.markdown import markdown_table, write_table
+from harness.params import REPO_ROOT
+from paper.markdown import markdown_table, write_table
 from pipelines import tables
-from pipelines.params import REPO_ROOT
 
 PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 

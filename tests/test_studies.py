@@ -13,9 +13,9 @@ from engine_support import one_thread
 from torch.utils.data import TensorDataset
 
 from dspike.fdg import fdg
-from dspike.studies import fig2, fig3, table1
-from dspike.studies.toy_training import ToySettings, evaluate, make_toy, train_toy
 from dspike.surrogate import Rectangular
+from paper import fig2, fig3, table1
+from paper.toy_training import ToySettings, evaluate, make_toy, train_toy
 
 
 def _blobs(n: int, classes: int = 3, size: int = 10, seed: int = 0) -> TensorDataset:
@@ -94,7 +94,7 @@ STUDY_PARAMS = {
 
 def test_table1_stage_on_bundled_mnist(tmp_path: Path, monkeypatch) -> None:
     """The study's one entry point, ``python -m pipelines.table1``, on real (bundled) MNIST."""
-    from pipelines.params import load_params
+    from harness.params import load_params
     from pipelines.prepare import prepare
     from pipelines.table1 import main
 

@@ -6,7 +6,7 @@ import pytest
 from engine_support import one_thread, toy_config, toy_data
 
 from dspike.engine import build_network, fit
-from pipelines.tracking import MLflowTracker
+from harness.tracking import MLflowTracker
 
 TAGS = {
     "git_commit": "abc123",

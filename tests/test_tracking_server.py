@@ -22,11 +22,11 @@ from engine_support import one_thread
 from PIL import Image
 from stage_support import stage_params, toy_stage
 
+from harness.params import load_params
+from harness.train_config import build_config
 from pipelines import fig3
-from pipelines.params import load_params
 from pipelines.prepare import prepare
 from pipelines.train import main as train_main
-from pipelines.train_config import build_config
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ from engine_support import one_thread
 from stage_support import stage_params, toy_stage
 
 from dspike.engine import PLOT_COLUMNS
-from pipelines.params import load_params
+from harness.params import load_params
+from harness.train_config import build_config
 from pipelines.prepare import prepare
 from pipelines.train import main
-from pipelines.train_config import build_config
 
 PARAMS = stage_params(
     {
@@ -160,7 +160,7 @@ def test_select_best_ships_the_weights_of_the_epoch_it_reports(workdir):
     from dspike.data import make_loader
     from dspike.energy import measure_activity
     from dspike.engine import build_network, distributed
-    from pipelines.train_data import build_datasets
+    from harness.train_data import build_datasets
 
     main(_argv("mnist_best", 0))
     metrics = json.loads((workdir / "metrics/mnist_best/seed0.json").read_text())

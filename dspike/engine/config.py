@@ -126,7 +126,7 @@ class TrainConfig:
             raise ConfigError(
                 "surrogate.name",
                 "'fdg' (training with finite differences, Table 1) is done by the toy study "
-                "(dspike.studies), not the training engine",
+                "(paper), not the training engine",
             )
         check_choice("surrogate.name", s.name, SURROGATES)
         if (m.mode == "ann") != (s.name == "none"):

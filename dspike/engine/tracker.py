@@ -1,6 +1,6 @@
 """What the training loop tells an experiment tracker; dspike itself never imports one.
 
-``pipelines.tracking.MLflowTracker`` implements this protocol; :class:`NullTracker` is the
+``harness.tracking.MLflowTracker`` implements this protocol; :class:`NullTracker` is the
 default. Only rank 0 calls a tracker.
 """
 

@@ -24,8 +24,8 @@ from faults_support import (
 
 from dspike.data import CorruptDataError, build_dataset, materialize_bundled
 from dspike.io import atomic_outputs
+from harness.params import deep_merge
 from pipelines import prepare, train
-from pipelines.params import deep_merge
 
 DOWNLOAD = {"data": {"source": "download"}}  # read data.root as real data: nothing rewritten
 

@@ -29,7 +29,7 @@ from faults_support import (
     write_params,
 )
 
-from pipelines.params import deep_merge
+from harness.params import deep_merge
 
 pytestmark = pytest.mark.integration
 

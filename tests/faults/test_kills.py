@@ -27,7 +27,7 @@ from faults_support import (
     write_params,
 )
 
-from pipelines.params import deep_merge
+from harness.params import deep_merge
 
 SLOW_PARAMS = deep_merge(PARAMS, SLOW)
 CMD = train_argv("slow")

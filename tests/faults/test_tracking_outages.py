@@ -16,7 +16,7 @@ import warnings
 import pytest
 from faults_support import free_port, mlflow_server, stop_server
 
-from pipelines.tracking import PENDING, MLflowTracker
+from harness.tracking import PENDING, MLflowTracker
 
 pytestmark = pytest.mark.integration
 

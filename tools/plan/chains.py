@@ -12,7 +12,7 @@ What remains splits into connected components; each is a chain, named by its dat
 Components of no dataset/seed (the toy studies with their MNIST manifest) are merged into one
 chain. ``dvc repro <targets>`` (a chain's last stages) runs a chain: DVC reproduces upstream, and
 the before stages, already run, are up to date by then. Chains share no stage, so DVC's per-path
-read/write locks never collide; :func:`pipelines.plan.report.chain_script` writes the commands.
+read/write locks never collide; :func:`tools.plan.report.chain_script` writes the commands.
 """
 
 from __future__ import annotations

@@ -1,21 +1,20 @@
-"""The project files each DVC stage imports, checked against (or written into) ``dvc.yaml``.
-
-    python -m pipelines.code_deps            # exit 1, naming each file missing or extra
-    python -m pipelines.code_deps --write    # rewrite every stage's code deps in dvc.yaml
+"""Which project files each DVC stage imports, and whether its deps in ``dvc.yaml`` cover them.
 
 A stage's code is the module its ``cmd`` runs (``pipelines.<stage>``). It is imported in a fresh
 interpreter; then every import statement inside a function of a loaded project file (a lazy
 import, which runs only on some path) is imported too, and a name it takes from a package is
 looked up (a package's lazy ``__getattr__`` loads the module behind it), until nothing new
-loads. Imports under
-``if TYPE_CHECKING:`` never run and are not followed. The project files loaded are the stage's
-code dependencies, exactly: a stage that depends on a whole package reruns when any unrelated
-module, or a bytecode cache, changes; one that misses a file does not rerun when it should.
+loads. Imports under ``if TYPE_CHECKING:`` never run and are not followed.
+
+A stage's code deps are files or folders of the project's packages (DVC hashes a folder whole,
+less what ``.dvcignore`` names). :func:`check` reports, per stage, an imported file no dep
+covers (the stage would not rerun when it changes), a dep that covers no imported file (it
+would rerun for nothing), a dep that does not exist, and an imported file ``.dvcignore`` hides.
 """
 
 from __future__ import annotations
 
-import argparse
+import ast
 import json
 import os
 import re
@@ -24,11 +23,10 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-__all__ = ["PACKAGES", "check", "declared_code_deps", "imported_files", "stage_modules"]
+import yaml
 
-PACKAGES = ("dspike", "pipelines")
+PACKAGES = ("dspike", "harness", "paper", "pipelines")
 _MODULE = re.compile(r"\b(pipelines\.[a-z0-9_]+)\b")
 
 # Runs in the fresh interpreter: argv[1] is the module, argv[2] the project root.
@@ -104,7 +102,7 @@ def imported_files(module: str, root: Path) -> set[str]:
     return set(json.loads(proc.stdout))
 
 
-def _stage_bodies(dvc_yaml: dict) -> Iterator[tuple[str, dict]]:
+def stage_bodies(dvc_yaml: dict) -> Iterator[tuple[str, dict]]:
     """(stage name, the dict holding its cmd and deps) for plain, foreach and matrix stages."""
     for name, stage in dvc_yaml.get("stages", {}).items():
         yield name, stage.get("do", stage)
@@ -113,7 +111,7 @@ def _stage_bodies(dvc_yaml: dict) -> Iterator[tuple[str, dict]]:
 def stage_modules(dvc_yaml: dict) -> dict[str, str]:
     """Stage name -> the ``pipelines.<module>`` its ``cmd`` runs."""
     out = {}
-    for name, body in _stage_bodies(dvc_yaml):
+    for name, body in stage_bodies(dvc_yaml):
         found = _MODULE.findall(str(body.get("cmd", "")))
         if len(found) != 1:
             raise ValueError(f"dvc.yaml: stage {name!r} must run one pipelines module: {found}")
@@ -121,79 +119,69 @@ def stage_modules(dvc_yaml: dict) -> dict[str, str]:
     return out
 
 
-def _is_code(dep: str) -> bool:
-    top = dep.split("/")[0]
-    return top in PACKAGES and (dep.endswith(".py") or "." not in dep.rsplit("/", 1)[-1])
-
-
 def declared_code_deps(body: dict) -> set[str]:
-    """The deps of a stage inside the code packages: .py files (or, wrongly, whole folders)."""
-    return {str(d) for d in body.get("deps", []) if _is_code(str(d))}
+    """The deps of a stage that are code: .py files or whole folders of the code packages (a
+    data file there, such as ``paper/reported.yaml``, is an input)."""
+    return {
+        d
+        for d in map(str, body.get("deps", []))
+        if d.split("/")[0] in PACKAGES and (d.endswith(".py") or "." not in d.rsplit("/", 1)[-1])
+    }
 
 
-def _imports_by_module(modules: dict[str, str], root: Path) -> dict[str, set[str]]:
-    """:func:`imported_files` of every module, one fresh interpreter each, in parallel."""
-    names = sorted(set(modules.values()))
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return dict(zip(names, pool.map(lambda m: imported_files(m, root), names), strict=True))
+def covers(dep: str, path: str) -> bool:
+    """Whether the dep ``dep`` (a file, or a folder DVC hashes whole) holds the file ``path``."""
+    return path == dep or path.startswith(dep.rstrip("/") + "/")
+
+
+def dvcignored(root: Path) -> list[str]:
+    """The anchored folder patterns of ``.dvcignore`` (``/dspike/integrations/``), as paths."""
+    lines = (root / ".dvcignore").read_text().splitlines()
+    return [line.strip("/") for line in lines if line.startswith("/") and line.endswith("/")]
+
+
+def has_code(path: Path) -> bool:
+    """Whether the module ``path`` holds more than a docstring (and ``__future__`` imports): a
+    package's ``__init__.py`` that does not can change no result, so no dep need cover it."""
+    body = ast.parse(path.read_text()).body
+    return any(
+        not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+        and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+        for node in body
+    )
+
+
+def uncovered(files: set[str], deps: set[str], ignored: list[str]) -> dict[str, list[str]]:
+    """What is wrong with ``deps`` for a stage that imports ``files`` (those with code, see
+    :func:`has_code`); empty if nothing is."""
+    hidden = [f for f in files if any(covers(i, f) for i in ignored)]
+    return {
+        k: sorted(v)
+        for k, v in {
+            "not covered": [f for f in files if not any(covers(d, f) for d in deps)],
+            "covers nothing imported": [d for d in deps if not any(covers(d, f) for f in files)],
+            "dvcignored": hidden,
+        }.items()
+        if v
+    }
 
 
 def check(root: Path) -> dict[str, dict[str, list[str]]]:
-    """``{stage: {"missing": [...], "extra": [...]}}`` for every stage whose code deps are wrong."""
-    import yaml
-
+    """``{stage: problems}`` (see :func:`uncovered`, plus deps that do not exist) of dvc.yaml."""
     dvc_yaml = yaml.safe_load((root / "dvc.yaml").read_text())
     modules = stage_modules(dvc_yaml)
-    cache = _imports_by_module(modules, root)
+    names = sorted(set(modules.values()))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        imports = dict(zip(names, pool.map(lambda m: imported_files(m, root), names), strict=True))
+    ignored = dvcignored(root)
     problems = {}
-    for name, body in _stage_bodies(dvc_yaml):
-        want, have = cache[modules[name]], declared_code_deps(body)
-        if want != have:
-            problems[name] = {"missing": sorted(want - have), "extra": sorted(have - want)}
+    for name, body in stage_bodies(dvc_yaml):
+        deps = declared_code_deps(body)
+        files = {f for f in imports[modules[name]] if has_code(root / f)}
+        found = uncovered(files, deps, ignored)
+        missing = sorted(d for d in deps if not (root / d).exists())
+        if missing:
+            found["missing"] = missing
+        if found:
+            problems[name] = found
     return problems
-
-
-def write(root: Path) -> None:
-    """Rewrite every stage's code deps in dvc.yaml (comments and layout kept; ruamel.yaml)."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 100
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    path = root / "dvc.yaml"
-    doc: Any = yaml.load(path.read_text())
-    modules = stage_modules(doc)
-    cache = _imports_by_module(modules, root)
-    for name, body in _stage_bodies(doc):
-        others = [d for d in body.get("deps", []) if not _is_code(str(d))]
-        deps = body["deps"]
-        deps.clear()
-        deps.extend([*sorted(cache[modules[name]]), *others])
-    with path.open("w") as f:
-        yaml.dump(doc, f)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root")
-    parser.add_argument("--write", action="store_true", help="rewrite dvc.yaml's code deps")
-    args = parser.parse_args(argv)
-    root = args.root.resolve()
-    if args.write:
-        write(root)
-        print(f"dvc.yaml: code deps written ({root})")
-        return
-    problems = check(root)
-    for stage, diff in problems.items():
-        for kind in ("missing", "extra"):
-            for dep in diff[kind]:
-                print(f"dvc.yaml: stage {stage}: {kind} code dep {dep}")
-    if problems:
-        print("fix with: python -m pipelines.code_deps --write", file=sys.stderr)
-        raise SystemExit(1)
-    print(f"dvc.yaml: code deps of every stage match its imports ({root})")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""A training stage's config: the param mini-language of :mod:`pipelines.config_keys` ->
+"""A training stage's config: the param mini-language of :mod:`harness.config_keys` ->
 a validated :class:`dspike.engine.TrainConfig`.
 
 ``stages.<stage>`` over the ``train`` defaults, plus ``dspike``, ``fdg``, ``data`` and

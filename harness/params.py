@@ -69,7 +69,7 @@ def _read_yaml(path: Path) -> dict:
 def load_params(path: str | Path = "params.yaml", overlay: str | Path | None = None) -> dict:
     """params.yaml (DVC's file, in the working directory), optionally overlaid by another.
 
-    Checked against :data:`pipelines.schema.SCHEMA`: an unknown key (with a "did you mean"), a
+    Checked against :data:`harness.schema.SCHEMA`: an unknown key (with a "did you mean"), a
     section that is not a mapping, an empty seed list or a negative sample limit is a
     :class:`ParamsError` naming the key and the file.
     """

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import atomic_write_text
+from dspike.io import atomic_write_text
 
 __all__ = ["markdown_table", "write_table"]
 

@@ -76,7 +76,7 @@ def _record_imports(folder: Path) -> None:
     loaded = set()
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if path and name.split(".")[0] in ("dspike", "pipelines"):
+        if path and name.split(".")[0] in ("dspike", "harness", "paper", "pipelines"):
             loaded.add(os.path.relpath(Path(path).resolve(), cwd))
     folder.mkdir(parents=True, exist_ok=True)
     stage = os.environ.get("DVC_STAGE", Path(sys.argv[0]).stem)

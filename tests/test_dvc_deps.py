@@ -1,17 +1,15 @@
-"""Every DVC stage depends on exactly the project files its module imports (pipelines.code_deps)."""
+"""Every DVC stage's deps cover exactly the project code it imports (tests/dvc_deps.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+from dvc_deps import check, covers, declared_code_deps, imported_files, stage_modules
 
-from pipelines.code_deps import check, declared_code_deps, imported_files, stage_modules
-from pipelines.params import REPO_ROOT
+from harness.params import REPO_ROOT
 
 
 def _package(root: Path, files: dict[str, str]) -> None:
@@ -53,21 +51,25 @@ def test_probe_follows_lazy_imports_and_skips_type_checking_ones(tmp_path):
     }
 
 
-def test_a_whole_package_or_a_missing_file_is_reported(tmp_path):
+def test_a_folder_covers_its_files_and_each_kind_of_wrong_dep_is_reported(tmp_path):
     _package(
         tmp_path,
         {
-            "pipelines/__init__.py": "",
-            "pipelines/stage.py": "import dspike.core\n",
-            "dspike/__init__.py": "",
-            "dspike/core.py": "",
+            "pipelines/__init__.py": "VERSION = 1\n",  # code: a dep must cover it
+            "pipelines/stage.py": "import dspike.core\nimport dspike.plugins.extra\n",
+            "dspike/__init__.py": '"""A docstring only: no dep need cover it."""\n',
+            "dspike/core.py": "X = 1\n",
+            "dspike/plugins/__init__.py": "Y = 1\n",
+            "dspike/plugins/extra.py": "Z = 1\n",
+            "harness/__init__.py": "",
+            ".dvcignore": "__pycache__/\n/dspike/plugins/\n",
             "dvc.yaml": """
                 stages:
                   one:
                     foreach: [a, b]
                     do:
                       cmd: python -m pipelines.stage ${item}
-                      deps: [dspike, pipelines/stage.py, data/in.json]
+                      deps: [dspike, pipelines/stage.py, harness, paper/gone.py, data/in.json]
                       outs:
                         - out/${item}.json
             """,
@@ -75,33 +77,25 @@ def test_a_whole_package_or_a_missing_file_is_reported(tmp_path):
     )
     assert check(tmp_path) == {
         "one": {
-            "missing": ["dspike/__init__.py", "dspike/core.py", "pipelines/__init__.py"],
-            "extra": ["dspike"],
+            "not covered": ["pipelines/__init__.py"],
+            "covers nothing imported": ["harness", "paper/gone.py"],
+            "dvcignored": ["dspike/plugins/__init__.py", "dspike/plugins/extra.py"],
+            "missing": ["paper/gone.py"],
         }
     }
     body = yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]["one"]["do"]
-    assert declared_code_deps(body) == {"dspike", "pipelines/stage.py"}  # data/in.json is not code
-    subprocess.run(
-        [sys.executable, "-m", "pipelines.code_deps", "--root", str(tmp_path), "--write"],
-        cwd=REPO_ROOT, check=True, capture_output=True,
-    )  # fmt: skip
-    assert check(tmp_path) == {}
-    deps = yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]["one"]["do"]["deps"]
-    assert deps[-1] == "data/in.json"  # inputs kept, after the code
+    assert declared_code_deps(body) == {"dspike", "pipelines/stage.py", "harness", "paper/gone.py"}
+    assert covers("dspike", "dspike/core.py") and not covers("dspike", "dspike_extra/core.py")
 
 
 def test_stage_modules_reads_the_module_each_cmd_runs():
     dvc_yaml = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
     modules = stage_modules(dvc_yaml)
     assert modules["fig3"] == "pipelines.fig3"
-    assert modules["cifar10_snn_t6"] == "pipelines.train"  # behind ${launcher.default}
+    assert modules["snn_t6"] == "pipelines.train"  # behind ${launcher.default}
     assert modules["ablation"] == "pipelines.train"
 
 
 @pytest.mark.integration
-def test_every_stage_of_dvc_yaml_lists_exactly_the_files_it_imports():
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines.code_deps"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_every_stage_of_dvc_yaml_covers_exactly_the_code_it_imports():
+    assert check(REPO_ROOT) == {}

@@ -1,7 +1,7 @@
 """Compute plan: what ``dvc repro`` will run, what it will cost, and how to split it over devices.
 
-    python -m pipelines.plan                        # the plan of the stages still to run
-    python -m pipelines.plan measure --device cpu   # measure this device's rates, store them
+    python -m tools.plan                        # the plan of the stages still to run
+    python -m tools.plan measure --device cpu   # measure this device's rates, store them
 
 * :mod:`.workload`: what one stage computes (dataset sizes, epochs, steps, T, model) as terms
   (count x unit), from its ``cmd`` in dvc.yaml and params.yaml.

@@ -5,7 +5,7 @@ key: ``"@k"`` is key ``k`` of ``stages.<stage>`` over the same key of ``train``;
 is a dotted params key. The ``neuron`` and ``tdbn`` sections are not listed: they load as they
 are into ``model.spec`` (:class:`dspike.spec.NeuronSpec`), under their own keys.
 :data:`STAGE_KEYS`, the keys a stage may set, derive from it (plus ``dataset``), so the schema
-(:mod:`pipelines.schema`) and the config builder (:mod:`pipelines.train_config`) read one list.
+(:mod:`harness.schema`) and the config builder (:mod:`harness.train_config`) read one list.
 
 Plain data, importing nothing: the schema checks every stage's params without torch.
 """

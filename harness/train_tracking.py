@@ -1,4 +1,4 @@
-"""A training run's MLflow set-up (:mod:`pipelines.tracking`): the tracker it opens, and what
+"""A training run's MLflow set-up (:mod:`harness.tracking`): the tracker it opens, and what
 it logs when it ends besides every epoch's metrics: the curves figure, the plots CSV, the
 metrics JSON and, unless ``tracking.log_weights`` is false, the weights."""
 

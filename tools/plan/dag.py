@@ -22,7 +22,7 @@ __all__ = ["Dag", "downstream", "load_dag", "locked_stages", "upstream"]
 
 @dataclass(frozen=True)
 class Dag:
-    """``cmds``: stage (addressing, ``cifar10_ann@0``) -> command, in dvc.yaml order;
+    """``cmds``: stage (addressing, ``ann@cifar10-0``) -> command, in dvc.yaml order;
     ``deps``: stage -> the stages whose outputs it reads; ``changed``: stages DVC finds changed;
     ``frozen``: frozen stages; ``locked``: stages recorded in dvc.lock."""
 
@@ -81,7 +81,7 @@ def load_dag(root: Path, everything: bool = False) -> Dag:
     ``dvc repro --force`` runs)."""
     from dvc.repo import Repo
 
-    # stage addressing (``cifar10_ann@0``) is relative to the working directory: as at the root
+    # stage addressing (``ann@cifar10-0``) is relative to the working directory: as at the root
     with contextlib.chdir(root), Repo(".") as repo:
         index = repo.index
         graph = index.graph  # an edge goes from a stage to a stage it depends on

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from .energy_cost import E_AC, E_MAC, energy
-from .io import atomic_write_text, pyplot, save_figure
+from dspike.energy_cost import E_AC, E_MAC, energy
+from dspike.io import atomic_write_text, pyplot, save_figure
 
 __all__ = [
     "TABLE3_COLUMNS",
@@ -102,7 +102,7 @@ def table3_rows(
     """Table 3: the paper's rows, then ours, with energy recomputed in correct units.
 
     The formula and units caveat is the frame's ``attrs["note"]``, which
-    :func:`dspike.markdown.write_table` prints under the table (and so into REPORT.md).
+    :func:`paper.markdown.write_table` prints under the table (and so into REPORT.md).
 
     Each row is a mapping with ``method``, ``model``, ``n_add``, ``n_mult`` and optionally
     ``acc`` (%, None for N/A), ``time_steps`` and ``energy_printed`` (the paper's text).

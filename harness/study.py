@@ -8,7 +8,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from dspike.data import build_dataset, materialize_bundled, random_subset
-from dspike.studies.toy_training import ToySettings
+from paper.toy_training import ToySettings
 
 from .cli import out_dir_argument
 from .params import flatten, get

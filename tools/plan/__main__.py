@@ -1,8 +1,8 @@
-"""``python -m pipelines.plan``: the compute plan of ``dvc repro`` before it starts.
+"""``python -m tools.plan``: the compute plan of ``dvc repro`` before it starts.
 
-    python -m pipelines.plan [--root .] [--device cpu|cuda] [--ips resnet18:6=850 ...]
+    python -m tools.plan [--root .] [--device cpu|cuda] [--ips resnet18:6=850 ...]
                              [--throughput FILE] [--clock wall|cpu] [--gpus N] [--all]
-    python -m pipelines.plan measure [--device cpu|cuda] [--stages PATTERN ...]
+    python -m tools.plan measure [--device cpu|cuda] [--stages PATTERN ...]
                              [--steps 3] [--shapes-only | --fixed-only] [--clock wall|cpu] [--all]
 
 The plan lists every stage still to run (``--all``: every stage, as ``dvc repro --force``)
@@ -11,7 +11,7 @@ device's throughput table (``plans/throughput-<device>.json``, written by ``meas
 ``--ips MODEL:T=IMAGES_PER_S`` by hand), the total device-hours, and the independent chains
 (per dataset and seed) with one ``dvc repro`` per device to run them at once.
 ``--clock cpu`` (CPU only) counts CPU seconds instead of wall seconds, in a table of its own
-(:mod:`pipelines.plan.clock`): it checks the plan on a machine busy with other jobs.
+(:mod:`tools.plan.clock`): it checks the plan on a machine busy with other jobs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import fnmatch
 import sys
 from pathlib import Path
 
-from ..params import load_params
+from harness.params import load_params
+
 from .clock import CLOCKS
 from .dag import load_dag
 from .report import build_plan, print_plan
@@ -67,7 +68,7 @@ def _table(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[T
 
 
 def plan_main(argv: list[str]) -> None:
-    parser = _parser("python -m pipelines.plan", __doc__)
+    parser = _parser("python -m tools.plan", __doc__)
     parser.add_argument(
         "--ips",
         action="append",
@@ -88,7 +89,7 @@ def plan_main(argv: list[str]) -> None:
 
 def measure_main(argv: list[str]) -> None:
     parser = _parser(
-        "python -m pipelines.plan measure",
+        "python -m tools.plan measure",
         "Measure this device's rates for the stages to run; store them per device.",
     )
     parser.add_argument(

@@ -2,11 +2,11 @@
 of :class:`Term`: a count (training images, test images, Algorithm 1 calls, ...) of one unit
 whose cost a device's throughput table holds.
 
-Training stages take their settings from :func:`pipelines.train_config.build_config`, exactly as
+Training stages take their settings from :func:`harness.train_config.build_config`, exactly as
 the stage does. Dataset sizes are known facts, never read from data (which may not be there
 yet): the full splits the paper uses, or the samples bundled with the project
 (``data.source: bundled``), then ``train.max_*_samples`` as
-:func:`pipelines.train_data.build_datasets` applies them.
+:func:`harness.train_data.build_datasets` applies them.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from dspike.data import DATASETS
 from dspike.data.dvs_frames import split_indices
 from dspike.engine import TrainConfig
 from dspike.spec import NeuronSpec
-
-from ..params import get
-from ..train_config import build_config, stage_settings
-from ..train_data import sample_shape
+from harness.params import get
+from harness.train_config import build_config, stage_settings
+from harness.train_data import sample_shape
 
 __all__ = ["StepKey", "Term", "Workload", "launcher_processes", "split_sizes", "workload"]
 
@@ -290,7 +289,7 @@ def _prepare(stage: str, module: str, params: dict) -> Workload:
 
 
 def workload(stage: str, cmd: str, params: dict) -> Workload:
-    """The work of DVC stage ``stage`` (its addressing, e.g. ``cifar10_ann@0``) running ``cmd``."""
+    """The work of DVC stage ``stage`` (its addressing, e.g. ``ann@cifar10-0``) running ``cmd``."""
     tokens = shlex.split(cmd)
     at = next((i for i, t in enumerate(tokens) if t.startswith("pipelines.")), len(tokens))
     module = tokens[at].removeprefix("pipelines.") if at < len(tokens) else ""

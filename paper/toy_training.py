@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..energy import measure_activity
-from ..fdg import FIRST_LAYER, fdg
-from ..models import build_model
-from ..models.toy import ToyCNN
-from ..surrogate import Surrogate
+from dspike.energy import measure_activity
+from dspike.fdg import FIRST_LAYER, fdg
+from dspike.models import build_model
+from dspike.models.toy import ToyCNN
+from dspike.surrogate import Surrogate
 
 __all__ = [
     "PAPER_TOY",

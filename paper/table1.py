@@ -4,7 +4,7 @@ One run with the rectangular surrogate gradient (a = 1) and one per eps with the
 gradient replaced by its FDG (the FC layer keeps its exact gradient), all from the same
 initialisation and data order; test accuracy after ``epochs`` epochs.
 
-Outputs in ``out_dir``: ``table1.csv`` and ``table1.md`` (:func:`dspike.markdown.write_table`),
+Outputs in ``out_dir``: ``table1.csv`` and ``table1.md`` (:func:`paper.markdown.write_table`),
 with the best FDG eps noted under the table. The paper's numbers meet ours in the report
 (the ``tables`` stage), the one place that reads them.
 """
@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 from torch.utils.data import Dataset
 
-from ..markdown import write_table
-from ..surrogate import Rectangular
+from dspike.surrogate import Rectangular
+
+from .markdown import write_table
 from .toy_training import PAPER_TOY, ToySettings, evaluate, make_toy, sample_shape, train_toy
 
 __all__ = ["run"]

@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 from torch.utils.data import Dataset
 
-from ..fdg import FIRST_LAYER, cosine_similarity, fdg
-from ..io import atomic_path, pyplot, save_figure
-from ..surrogate import Rectangular
+from dspike.fdg import FIRST_LAYER, cosine_similarity, fdg
+from dspike.io import atomic_path, pyplot, save_figure
+from dspike.surrogate import Rectangular
+
 from .toy_training import PAPER_TOY, Iteration, ToySettings, make_toy, sample_shape, train_toy
 
 __all__ = ["plot", "run"]

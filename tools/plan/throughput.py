@@ -1,4 +1,4 @@
-"""A device's throughput table: measured (``python -m pipelines.plan measure``) or given by hand.
+"""A device's throughput table: measured (``python -m tools.plan measure``) or given by hand.
 
 One JSON file per device, ``plans/throughput-<device>.json`` at the project root (``<device>``:
 the GPU's name from torch, or the CPU's model name, as a file-name slug)::

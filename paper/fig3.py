@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..io import atomic_path, pyplot, save_figure
-from ..spec import NeuronSpec
-from ..surrogate import Dspike
+from dspike.io import atomic_path, pyplot, save_figure
+from dspike.spec import NeuronSpec
+from dspike.surrogate import Dspike
 
 __all__ = ["curves", "plot", "run"]
 

@@ -37,11 +37,11 @@ from dspike.data.transforms import mnist_transform
 from dspike.energy import measure_activity
 from dspike.engine import TrainConfig, build_network, build_optimizer, save_checkpoint
 from dspike.fdg import FIRST_LAYER, fdg
-from dspike.studies.toy_training import evaluate, make_toy, train_toy
 from dspike.surrogate import Rectangular
 from dspike.temperature import update_temperature
+from harness.params import deep_merge, get
+from paper.toy_training import evaluate, make_toy, train_toy
 
-from ..params import deep_merge, get
 from .clock import Clock, now, run_seconds
 from .workload import StepKey
 
@@ -197,8 +197,8 @@ def measure_key(
     coords: int = 256,
     clock: Clock = "wall",
 ) -> dict[str, Any]:
-    """The table entry of ``key`` for ``units`` (see :mod:`pipelines.plan.throughput`), timed
-    on ``clock`` (:mod:`pipelines.plan.clock`)."""
+    """The table entry of ``key`` for ``units`` (see :mod:`tools.plan.throughput`), timed
+    on ``clock`` (:mod:`tools.plan.clock`)."""
     if key.model == "toy_cnn":
         entry = _measure_toy(key, units, clock, steps, warmup)
     else:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..params import load_params
+from harness.params import load_params
+
 from .chains import Split, assign, split_chains
 from .dag import Dag, load_dag
 from .estimate import Estimate, estimate
@@ -148,7 +149,7 @@ def print_plan(plan: Plan, gpus: int | None = None) -> None:
         print(
             f"Not measured on this device: {len(plan.missing)} stages' step shapes"
             f"{'; ' + ', '.join(unmeasured) + ' (counted as 0)' if unmeasured else ''}."
-            f" Measure them: python -m pipelines.plan measure --device {table.kind}"
+            f" Measure them: python -m tools.plan measure --device {table.kind}"
             " (or give images/s: --ips MODEL:T=IMAGES_PER_S)"
         )
     lines, total = chain_script(plan, gpus)

@@ -59,7 +59,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class SchemaError(ValueError):
-    """Raised as :class:`pipelines.params.ParamsError` by :func:`check_params`."""
+    """Raised as :class:`harness.params.ParamsError` by :func:`check_params`."""
 
 
 def _did_you_mean(key: str, known: list[str]) -> str:

@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from ..params import get, load_params
+from harness.params import get, load_params
+
 from .clock import Clock, run_seconds
 
 __all__ = ["measure_dvc", "synthetic_lock"]
