@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _lif_fused
+from . import _kernel_cache, _lif_fused
 from .spec import LIF_BACKENDS, LIFBackend, NeuronSpec, check_backend
 from .surrogate import Dspike, FunctionalSurrogate, Surrogate, spike
 
@@ -54,7 +54,7 @@ def _fused(kernel: Callable[..., Any], *args: Any) -> Any:
     """``kernel(*args)``, or None (with one warning per reason) where it cannot be built."""
     try:
         return kernel(*args)
-    except _lif_fused.KernelBuildError as error:
+    except _kernel_cache.KernelBuildError as error:
         reason = str(error)
         if reason not in _fallbacks:
             _fallbacks[reason] = None
@@ -177,7 +177,7 @@ def lif(
     surrogate = surrogate or Dspike(v_threshold=v_threshold)
     if check_backend(backend) == "compiled" and (
         not isinstance(surrogate, FunctionalSurrogate)
-        or c.device.type not in _lif_fused.DEVICE_TYPES
+        or c.device.type not in _kernel_cache.DEVICE_TYPES
     ):
         backend = "eager"
     return _LIFFunction.apply(c, tau, v_threshold, surrogate, detach_reset, backend)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from filelock import FileLock
 
-from dspike import _lif_fused, build_model
+from dspike import _kernel_cache, _lif_fused, build_model
 from dspike.checks import ConfigError
 from dspike.neurons import LIF, compiled_fallbacks, lif, lif_reference, set_lif_backend
 from dspike.spec import NeuronSpec
@@ -166,7 +166,7 @@ def fused_only():
 
 def _kernels() -> int:
     """Fused kernels (packages) this process has loaded: one per pass x T x dtype x formula."""
-    return len(_lif_fused._RUNNERS)
+    return len(_kernel_cache._RUNNERS)
 
 
 @pytest.mark.compile
@@ -246,13 +246,13 @@ def test_compiled_bfloat16_equals_eager():
 _FRESH_PROCESS = """
 import sys, torch
 torch.set_num_threads({threads})
-from dspike import _lif_fused
+from dspike import _kernel_cache
 from dspike.neurons import lif
 from dspike.surrogate import Dspike
 c = (torch.randn(7, 3, 11, dtype=torch.float64) * 0.6 + 0.3).requires_grad_()
 lif(c, {tau}, {vth}, Dspike(0.7), backend="compiled").sum().backward()
 compiler = sorted(m for m in sys.modules if m.startswith(("torch._inductor", "torch._dynamo")))
-print(_lif_fused.builds, len(_lif_fused._RUNNERS), compiler)
+print(_kernel_cache.builds, len(_kernel_cache._RUNNERS), compiler)
 """
 
 
@@ -347,14 +347,14 @@ def test_compiled_lif_on_the_meta_device_runs_eager_without_a_kernel():
 def isolated_cache(tmp_path, monkeypatch):
     """An empty kernel cache, and no package loaded or failed in this process."""
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_lif_fused, "_RUNNERS", {})
-    monkeypatch.setattr(_lif_fused, "_FAILED", {})
+    monkeypatch.setattr(_kernel_cache, "_RUNNERS", {})
+    monkeypatch.setattr(_kernel_cache, "_FAILED", {})
     return tmp_path
 
 
 def _forward_package(c: torch.Tensor) -> Path:
-    key = _lif_fused._package_key("forward", c.shape[0], c.dtype, c.device)
-    return _lif_fused.package_path(key)
+    key = _kernel_cache.package_key("forward", c.shape[0], c.dtype, c.device, _lif_fused._CODE)
+    return _kernel_cache.package_path(key)
 
 
 @pytest.mark.compile
@@ -366,10 +366,10 @@ def test_a_damaged_package_is_built_again(caplog):
     path = _forward_package(c)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a package")
-    builds = _lif_fused.builds
-    with caplog.at_level(logging.WARNING, logger=_lif_fused.__name__):
+    builds = _kernel_cache.builds
+    with caplog.at_level(logging.WARNING, logger=_kernel_cache.__name__):
         spikes, _ = _lif_fused.lif_forward(c, TAU, VTH)
-    assert _lif_fused.builds == builds + 1
+    assert _kernel_cache.builds == builds + 1
     assert f"{path} is damaged" in caplog.text
     torch.testing.assert_close(spikes, lif_reference(c, TAU, VTH)[0], rtol=0, atol=0)
     assert path.read_bytes()[:2] == b"PK"  # a package now (a zip archive)
@@ -384,22 +384,23 @@ def test_a_whole_package_that_does_not_load_is_not_built_again():
     path.parent.mkdir(parents=True)
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("model/readme.txt", "no kernel in here")
-    builds = _lif_fused.builds
-    with pytest.raises(_lif_fused.KernelBuildError, match=f"could not build or load .*{path.name}"):
+    builds = _kernel_cache.builds
+    match = f"could not build or load .*{path.name}"
+    with pytest.raises(_kernel_cache.KernelBuildError, match=match):
         _lif_fused.lif_forward(c, TAU, VTH)
-    assert _lif_fused.builds == builds
+    assert _kernel_cache.builds == builds
 
 
 _WAITER = """
 import time, torch
-from dspike import _lif_fused
+from dspike import _kernel_cache, _lif_fused
 from dspike.neurons import lif_reference
 c = torch.randn(7, 3, 11, dtype=torch.float64) * 0.6 + 0.3
 print("ready", flush=True)
 start = time.perf_counter()
 spikes, _ = _lif_fused.lif_forward(c, {tau}, {vth})
 waited = time.perf_counter() - start
-print(_lif_fused.builds, torch.equal(spikes, lif_reference(c, {tau}, {vth})[0]), waited)
+print(_kernel_cache.builds, torch.equal(spikes, lif_reference(c, {tau}, {vth})[0]), waited)
 """
 
 
