@@ -64,7 +64,7 @@ class NeuronSpec:
     detach_reset: bool = field(default=False, metadata=_in("neuron"))
     backend: LIFBackend = field(default="compiled", metadata=_in("neuron"))
     alpha: float = field(default=1.0, metadata=_in("tdbn"))
-    alpha_residual: float = field(default=1 / math.sqrt(2), metadata=_in("tdbn"))
+    alpha_residual: float = field(default=math.sqrt(0.5), metadata=_in("tdbn"))  # 1/sqrt 2
     form: TdBNForm = field(default="scale", metadata=_in("tdbn"))
 
     def __post_init__(self) -> None:

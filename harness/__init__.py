@@ -1,6 +1,6 @@
 """What the DVC stages of :mod:`pipelines` share, and nothing else does.
 
-* :mod:`harness.params`, :mod:`harness.schema`: params.yaml, loaded and checked;
+* :mod:`harness.params`: params.yaml, loaded once into typed records and checked;
 * :mod:`harness.cli`: a stage's command line and its one-line errors;
 * :mod:`harness.tracking`: MLflow by its own conventions;
 * :mod:`harness.train_config`, :mod:`harness.train_data`, :mod:`harness.train_outputs`,

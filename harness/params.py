@@ -1,29 +1,64 @@
-"""Reading params.yaml: overlays, dotted keys, hashes and provenance for every stage."""
+"""params.yaml, loaded once into frozen records whose fields mirror its sections.
+
+:func:`load_params` reads the file (optionally overlaid by another, as the smoke run does) and
+returns :class:`Params`: one record per section (``params.dspike.b0``, ``params.data.dvs.size``,
+``params.stages["cifar10_snn_t6"].lr``), the ``neuron`` and ``tdbn`` sections as the library's
+own :class:`dspike.spec.NeuronSpec` (``params.spec``). The records' fields are the keys the file
+may hold, so the loader checks every key and type from them: an unknown key is an error with a
+"did you mean", a value of the wrong type names its key, as does a missing one. params.yaml
+holds every default of the pipeline: a record field has a default only where the key is
+optional and the library decides (``data.imagenet.image_size``: the registry's input side).
+Where params.yaml and the library both name a default (the LIF constants, the training
+recipe, the pJ per operation), params.yaml is the source for every stage and the library's is
+for code that builds models without it; tests/test_params.py checks that they agree.
+
+Besides the loader: :func:`deep_merge` (overlays), :func:`params_hash` and :func:`provenance`.
+"""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
 import hashlib
 import importlib.metadata
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 import yaml
 
-from .schema import SchemaError, check_params
+from dspike.checks import ConfigError
+from dspike.spec import NeuronSpec
 
 __all__ = [
+    "AblationParams",
+    "DataParams",
+    "DspikeParams",
+    "EnergyParams",
+    "FdgParams",
+    "Params",
     "ParamsError",
+    "RunSettings",
+    "StageParams",
+    "StudiesParams",
+    "TrainParams",
+    "check_stage_name",
     "deep_merge",
+    "dvc_value",
     "flatten",
-    "get",
     "load_params",
     "params_hash",
+    "parse_params",
     "provenance",
 ]
 
@@ -37,6 +72,389 @@ class ParamsError(KeyError):
         return str(self.args[0])
 
 
+# --- the records: one per section, fields = keys ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class DspikeParams:
+    """``dspike``: Dspike's temperature (Sec. 5.2) and Algorithm 1's step."""
+
+    b0: float
+    delta_b: float
+    inherit_temperature: bool
+
+
+@dataclass(frozen=True)
+class FdgParams:
+    """``fdg``: the finite-difference gradient of Algorithm 1 (Eq. 10)."""
+
+    epsilon: float
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class CifarParams:
+    """``data.cifar``: CIFAR augmentation (Sec. 5.2); the keywords of the CIFAR builders."""
+
+    autoaugment: bool
+    cutout: int
+
+
+@dataclass(frozen=True)
+class DvsParams:
+    """``data.dvs``: CIFAR10-DVS frames (:class:`dspike.data.FrameOptions`'s fields), the
+    random roll of training frames, and the bundled simulator's size and workers."""
+
+    time_steps: int
+    size: int
+    interpolation: str
+    values: str
+    slicing: str
+    split: str
+    seed: int
+    antialias: bool
+    max_roll: int
+    simulated_per_class: int
+    prepare_workers: int
+
+
+@dataclass(frozen=True)
+class ImagenetParams:
+    """``data.imagenet``: the ImageFolder root ("" skips ImageNet) and the crop side
+    (absent: the registry's, 224)."""
+
+    root: str
+    image_size: int | None = None
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """``data``: where datasets come from and how they are read."""
+
+    source: Literal["download", "bundled"]
+    download: bool
+    root: str
+    prepared: str
+    workers: int
+    cifar: CifarParams
+    dvs: DvsParams
+    imagenet: ImagenetParams
+
+
+@dataclass(frozen=True)
+class LauncherParams:
+    """``launcher``: what starts each training stage (``python -m`` or torchrun)."""
+
+    default: str
+    imagenet: str
+
+
+@dataclass(frozen=True)
+class StageParams:
+    """``stages.<stage>``: what a training stage sets over the ``train`` defaults."""
+
+    dataset: str | None = None
+    model: str | None = None
+    mode: str | None = None
+    time_steps: int | None = None
+    surrogate: str | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    nesterov: bool | None = None
+    schedule: str | None = None
+    batch_size: int | None = None
+    bf16: bool | None = None
+    select: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainParams(StageParams):
+    """``train``: every training stage's defaults, and what only this section sets."""
+
+    max_train_samples: int = field(default=0, metadata={"required": True})
+    max_test_samples: int = field(default=0, metadata={"required": True})
+    checkpoint_dir: str = field(default="", metadata={"required": True})
+
+    def __post_init__(self) -> None:
+        for key in ("max_train_samples", "max_test_samples"):
+            if getattr(self, key) < 0:
+                raise ParamsError(f"'train.{key}': {getattr(self, key)} is not a sample count "
+                                  "(0 = all)")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One training stage's settings: ``stages.<stage>`` over ``train``, every key resolved.
+    :meth:`key` names where a value came from, for errors."""
+
+    stage: str
+    dataset: str
+    model: str
+    mode: str
+    time_steps: int
+    surrogate: str
+    epochs: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    nesterov: bool
+    schedule: str
+    batch_size: int
+    bf16: bool
+    select: str
+    from_stage: frozenset[str]
+
+    def key(self, name: str) -> str:
+        """``stages.<stage>.<name>`` if the stage sets ``name``, else ``train.<name>``."""
+        return f"stages.{self.stage}.{name}" if name in self.from_stage else f"train.{name}"
+
+
+@dataclass(frozen=True)
+class AblationParams:
+    """``ablation``: Table 5's extra FDG eps, per dataset and seed."""
+
+    epsilons: tuple[float, ...]
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ToyParams:
+    """``studies.toy``: how every toy-CNN study trains (Sec. 4.2)."""
+
+    time_steps: int
+    batch_size: int
+    lr: float
+    train_size: int
+
+
+@dataclass(frozen=True)
+class Fig2Params:
+    epochs: int
+    iterations: int
+    epsilons: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Table1Params:
+    epochs: int
+    epsilons: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Fig3Params:
+    temperatures: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class StudiesParams:
+    """``studies``: the toy-CNN studies (Sec. 4) and Fig. 3."""
+
+    toy: ToyParams
+    fig2: Fig2Params
+    table1: Table1Params
+    fig3: Fig3Params
+
+
+@dataclass(frozen=True)
+class TrackingParams:
+    """``tracking``: what goes to MLflow (no stage lists it: changing it reruns nothing)."""
+
+    log_weights: bool
+    retry_s: float
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    scale: str
+
+
+@dataclass(frozen=True)
+class EnergyParams:
+    """``energy``: Table 3's pJ per operation (Sec. 5.4) and which runs it counts."""
+
+    e_mac_pj: float
+    e_ac_pj: float
+    dataset: str
+    ann_stage: str
+    snn_stage: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml. ``spec`` is the ``neuron`` and ``tdbn`` sections; ``file``
+    is where it was read (for messages), not a key."""
+
+    seeds: tuple[int, ...]
+    seeds_imagenet: tuple[int, ...]
+    spec: NeuronSpec
+    dspike: DspikeParams
+    fdg: FdgParams
+    data: DataParams
+    models: dict[str, dict[str, Any]]
+    launcher: LauncherParams
+    train: TrainParams
+    stages: dict[str, StageParams]
+    ablation: AblationParams
+    studies: StudiesParams
+    tracking: TrackingParams
+    report: ReportParams
+    energy: EnergyParams
+    file: str = "params.yaml"
+
+    def stage(self, name: str) -> RunSettings:
+        """``stages.<name>`` over the ``train`` defaults; a key neither sets is a ParamsError."""
+        if name not in self.stages:
+            raise ParamsError(f"{self.file}: no stage 'stages.{name}' "
+                              f"(stages: {', '.join(self.stages)})")  # fmt: skip
+        stage, values = self.stages[name], {}
+        for f in dataclasses.fields(StageParams):
+            value = getattr(stage, f.name)
+            values[f.name] = getattr(self.train, f.name) if value is None else value
+            if values[f.name] is None:
+                raise ParamsError(f"{self.file}: missing key 'stages.{name}.{f.name}' "
+                                  f"(nor 'train.{f.name}')")  # fmt: skip
+        given = frozenset(f.name for f in dataclasses.fields(StageParams)
+                          if getattr(stage, f.name) is not None)  # fmt: skip
+        return RunSettings(stage=name, from_stage=given, **values)
+
+    def model_options(self, name: str) -> dict[str, Any]:
+        """``models.<name>``: the network constructor's keyword options (none if absent)."""
+        return dict(self.models.get(name) or {})
+
+
+# --- the loader: keys and types from the fields -----------------------------------------------
+
+_SECTIONS = {"neuron": "spec", "tdbn": "spec"}  # params.yaml sections a field loads together
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_stage_name(name: object, what: str = "stage") -> str:
+    """``name`` if it is a plain name (it becomes part of file paths), else :class:`ParamsError`."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise ParamsError(
+            f"{what} name {name!r} is not a plain name (letters, digits, '_', '-', '.'; no '..')"
+        )
+    return name
+
+
+def _did_you_mean(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
+
+
+def _type_name(tp: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _value(tp: Any, value: Any, key: str) -> Any:
+    """``value`` as type ``tp`` (a record, scalar, tuple, dict, Literal or optional)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _record(tp, value, key)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = (a for a in args if a is not type(None))
+        return _value(inner, value, key)
+    if origin is Literal:
+        if value not in args:
+            raise ParamsError(f"'{key}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"'{key}' must be a list, got {value!r}")
+        return tuple(_value(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ParamsError(f"'{key}' must be a mapping of keys, not {type(value).__name__}")
+        return {k: _value(args[1], v, f"{key}.{k}") for k, v in value.items()}
+    if tp is Any:
+        return value
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[tp]
+    if not ok:
+        raise ParamsError(f"'{key}' must be {_type_name(tp)}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _record(cls: type, value: Any, where: str, **given: Any) -> Any:
+    """The record ``cls`` of the section at ``where``, every key and type checked; ``given``
+    are fields already made (not keys of the section)."""
+    if not isinstance(value, Mapping):
+        raise ParamsError(f"'{where}' must be a mapping of keys, not {type(value).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in given}
+    for key in value:
+        if key not in fields:
+            dotted = f"{where}.{key}" if where else str(key)
+            raise ParamsError(f"unknown key '{dotted}'{_did_you_mean(str(key), list(fields))}")
+    kwargs = dict(given)
+    for name, f in fields.items():
+        dotted = f"{where}.{name}" if where else name
+        if name in value:
+            kwargs[name] = _value(hints[name], value[name], dotted)
+        elif f.metadata.get("required") or (
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ):
+            raise ParamsError(f"missing key '{dotted}'")
+    return cls(**kwargs)
+
+
+def _seeds(seeds: tuple[int, ...], key: str) -> None:
+    if not seeds or any(seed < 0 for seed in seeds):
+        raise ParamsError(f"'{key}' must be a non-empty list of non-negative integer seeds, "
+                          f"not {list(seeds)!r}")  # fmt: skip
+
+
+def parse_params(tree: Mapping[str, Any], file: str = "params.yaml") -> Params:
+    """The :class:`Params` of the mapping ``tree`` (params.yaml as read); a bad key or value
+    is a :class:`ParamsError` naming it and ``file``."""
+    try:
+        known = [f.name for f in dataclasses.fields(Params) if f.name not in ("spec", "file")]
+        unknown = [k for k in tree if k not in known and k not in _SECTIONS]
+        if unknown:
+            key = str(unknown[0])
+            raise ParamsError(f"unknown key '{key}'{_did_you_mean(key, [*known, *_SECTIONS])}")
+        for section in _SECTIONS:
+            if section not in tree:
+                raise ParamsError(f"missing key '{section}'")
+            if not isinstance(tree[section], Mapping):
+                raise ParamsError(f"'{section}' must be a mapping of keys, not "
+                                  f"{type(tree[section]).__name__}")  # fmt: skip
+        try:
+            spec = NeuronSpec.from_sections(tree["neuron"], tree["tdbn"])
+        except ConfigError as err:
+            raise ParamsError(f"'{err.key}': {err.message}") from None
+        rest = {k: v for k, v in tree.items() if k not in _SECTIONS}
+        params = _record(Params, rest, "", spec=spec, file=file)
+        for name in params.stages:
+            check_stage_name(name)
+        _seeds(params.seeds, "seeds")
+        _seeds(params.seeds_imagenet, "seeds_imagenet")
+        _seeds(params.ablation.seeds, "ablation.seeds")
+        return params
+    except ParamsError as err:
+        raise ParamsError(f"{file}: {err}") from None
+
+
+def load_params(path: str | Path = "params.yaml", overlay: str | Path | None = None) -> Params:
+    """params.yaml (DVC's file, in the working directory), optionally overlaid by another."""
+    path = Path(path)
+    tree = _read_yaml(path)
+    if overlay is not None:
+        tree = deep_merge(tree, _read_yaml(Path(overlay)))
+    return parse_params(tree, str(path))
+
+
 def deep_merge(base: dict, overlay: dict) -> dict:
     """``base`` updated recursively by ``overlay`` (lists and scalars are replaced)."""
     out = copy.deepcopy(base)
@@ -48,12 +466,25 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     return out
 
 
+
+class _Yaml12Numbers(yaml.SafeLoader):
+    """PyYAML's safe loader reading numbers as YAML 1.2 does (and so DVC, which records
+    params.yaml's values in dvc.lock): ``1e-4`` is a float, not the string YAML 1.1 makes it."""
+
+
+_Yaml12Numbers.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def _read_yaml(path: Path) -> dict:
     """The mapping in the YAML file ``path``; malformed YAML or another type is a ParamsError."""
     if not path.is_file():
         raise ParamsError(f"{path}: no such params file (run from the repository root)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_Yaml12Numbers)
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         where = getattr(err, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
@@ -66,40 +497,23 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def load_params(path: str | Path = "params.yaml", overlay: str | Path | None = None) -> dict:
-    """params.yaml (DVC's file, in the working directory), optionally overlaid by another.
 
-    Checked against :data:`harness.schema.SCHEMA`: an unknown key (with a "did you mean"), a
-    section that is not a mapping, an empty seed list or a negative sample limit is a
-    :class:`ParamsError` naming the key and the file.
-    """
-    path = Path(path)
-    params = _read_yaml(path)
-    if overlay is not None:
-        params = deep_merge(params, _read_yaml(Path(overlay)))
-    try:
-        check_params(params)
-    except SchemaError as err:
-        raise ParamsError(f"{path}: {err}") from None
-    params["_file"] = str(path)
-    return params
-
-
-def get(params: dict, dotted: str, default: Any = ...) -> Any:
-    """``params["a"]["b"]`` for ``"a.b"``; a missing key raises :class:`ParamsError`."""
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            if default is not ...:
-                return default
-            where = params.get("_file", "params.yaml")
-            raise ParamsError(f"{where}: missing key '{dotted}'")
-        node = node[part]
+def dvc_value(tree: Mapping[str, Any], key: str) -> Any:
+    """The value DVC records in ``dvc.lock`` for the params key ``key`` (dotted, as dvc.yaml's
+    ``params:`` names it) of params.yaml as read (``tree``); None where there is none."""
+    node: Any = tree
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
     return node
 
 
 def flatten(tree: Any, prefix: str) -> dict[str, Any]:
-    """``{"a.b": 1}`` for ``prefix="a"``, ``tree={"b": 1}``: a params subtree as tracker params."""
+    """``{"a.b": 1}`` for ``prefix="a"``, ``tree={"b": 1}`` (a mapping or a record): a params
+    section as tracker params; tuples as lists, as params.yaml writes them."""
+    if dataclasses.is_dataclass(tree):
+        tree = dataclasses.asdict(tree)
+    if isinstance(tree, tuple):
+        return {prefix: list(tree)}
     if not isinstance(tree, dict):
         return {prefix: tree}
     out: dict[str, Any] = {}
@@ -109,7 +523,10 @@ def flatten(tree: Any, prefix: str) -> dict[str, Any]:
 
 
 def params_hash(obj: Any) -> str:
-    """Short stable hash of a params subtree (keys sorted), for tags and checkpoint keys."""
+    """Short stable hash of a params section (a mapping or a record; keys sorted), for tags and
+    checkpoint keys."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

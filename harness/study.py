@@ -11,29 +11,25 @@ from dspike.data import build_dataset, materialize_bundled, random_subset
 from paper.toy_training import ToySettings
 
 from .cli import out_dir_argument
-from .params import flatten, get
+from .params import Params, flatten
 from .tracking import STUDIES, DatasetRecord, experiment_name, log_stage_run, run_tags
 
 
-def mnist_splits(params: dict) -> tuple[Dataset, Dataset]:
+def mnist_splits(params: Params) -> tuple[Dataset, Dataset]:
     """MNIST train (``studies.toy.train_size`` samples, 0 = all) and test splits."""
-    root = Path(get(params, "data.root"))
-    if get(params, "data.source") == "bundled":
+    root, download = Path(params.data.root), params.data.download
+    if params.data.source == "bundled":
         materialize_bundled("mnist", root)
-    download = bool(get(params, "data.download"))
     train = build_dataset("mnist", root, train=True, download=download)
     test = build_dataset("mnist", root, train=False, download=download)
-    return random_subset(train, int(get(params, "studies.toy.train_size"))), test
+    return random_subset(train, params.studies.toy.train_size), test
 
 
-def toy_settings(params: dict) -> ToySettings:
+def toy_settings(params: Params) -> ToySettings:
     """How every toy study trains, from ``studies.toy`` and the first of ``seeds``."""
-    toy = get(params, "studies.toy")
+    toy = params.studies.toy
     return ToySettings(
-        batch_size=int(toy["batch_size"]),
-        lr=float(toy["lr"]),
-        time_steps=int(toy["time_steps"]),
-        seed=int(get(params, "seeds")[0]),
+        batch_size=toy.batch_size, lr=toy.lr, time_steps=toy.time_steps, seed=params.seeds[0]
     )
 
 
@@ -43,12 +39,12 @@ def study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", type=Path, required=True, help="input: MNIST's manifest")
 
 
-def log_study(params: dict, name: str, args: argparse.Namespace) -> None:
+def log_study(params: Params, name: str, args: argparse.Namespace) -> None:
     """The study's MLflow run: its params, MNIST as its input, its outputs as artifacts."""
     log_stage_run(
         experiment_name("studies"), name, run_tags(params, f"{name}.py", stage=name),
-        params={**flatten(get(params, "studies.toy"), "studies.toy"),
-                **flatten(get(params, f"studies.{name}"), f"studies.{name}")},
+        params={**flatten(params.studies.toy, "studies.toy"),
+                **flatten(getattr(params.studies, name), f"studies.{name}")},
         artifacts={"": args.out}, inputs=[DatasetRecord.from_manifest(args.manifest, "train")],
         description=STUDIES,
     )  # fmt: skip

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .params import get, provenance
+from .params import Params, provenance
 
 __all__ = [
     "EXPERIMENT_KIND",
@@ -91,7 +91,7 @@ def experiment_name(name: str) -> str:
     return os.environ.get("DSPIKE_EXPERIMENT_PREFIX", "") + name
 
 
-def run_tags(params: dict, source: str, **project: Any) -> dict[str, str]:
+def run_tags(params: Params, source: str, **project: Any) -> dict[str, str]:
     """MLflow's system tags and the project's for a run of the stage module ``source``
     (its ``__file__``: ``pipelines/train.py`` gives ``mlflow.source.name = pipelines.train``)."""
     prov = provenance()
@@ -101,7 +101,7 @@ def run_tags(params: dict, source: str, **project: Any) -> dict[str, str]:
         "mlflow.source.type": "LOCAL",
         "mlflow.user": _user(),
         "git_dirty": prov["git_dirty"],
-        "scale": str(get(params, "report.scale", "paper")).split()[0].lower(),
+        "scale": params.report.scale.split()[0].lower(),
         **{k: str(v) for k, v in project.items()},
     }
     for tag, var in DVC_ENV_TAGS.items():

@@ -1,11 +1,10 @@
-"""A training stage's config: the param mini-language of :mod:`harness.config_keys` ->
-a validated :class:`dspike.engine.TrainConfig`.
+"""A training stage's config: :class:`harness.params.Params` -> a validated
+:class:`dspike.engine.TrainConfig`.
 
-``stages.<stage>`` over the ``train`` defaults, plus ``dspike``, ``fdg``, ``data`` and
-``models.<model>``, fill the config's fields; the ``neuron`` and ``tdbn`` sections load as they
-are into ``model.spec`` (:class:`dspike.spec.NeuronSpec`); the dataset's registry record
-(:data:`dspike.data.DATASETS`) gives the class count and input shape. A bad value is reported
-under the params.yaml key (or command-line flag) it came from.
+:func:`build_config` fills every config field from the record that holds it, naming the
+params.yaml key beside the value (``optim.lr`` <- ``stages.<stage>.lr`` or ``train.lr``), so a
+bad value is reported under the key (or command-line flag) it came from. The dataset's registry
+record (:data:`dspike.data.DATASETS`) gives the class count and input shape.
 
 Words used across the training stage (:mod:`pipelines.train`):
 
@@ -40,27 +39,11 @@ from dspike.engine import (
     TrainConfig,
 )
 from dspike.models import MODELS
-from dspike.spec import NeuronSpec
 
-from .config_keys import FIELDS
-from .params import ParamsError, get, params_hash
+from .params import Params, params_hash
 from .train_data import frame_shape
 
-__all__ = [
-    "build_config",
-    "named_by_params",
-    "run_hash",
-    "stage_settings",
-    "variant_name",
-]
-
-_GROUPS = {
-    "model": ModelConfig,
-    "surrogate": SurrogateConfig,
-    "optim": OptimConfig,
-    "data": DataConfig,
-    "run": RunConfig,
-}
+__all__ = ["build_config", "config_and_keys", "named_by", "run_hash", "variant_name"]
 
 
 def variant_name(stage: str, epsilon: str | None = None) -> str:
@@ -68,34 +51,16 @@ def variant_name(stage: str, epsilon: str | None = None) -> str:
     return stage if epsilon is None else f"{stage}_eps{epsilon}"
 
 
-def stage_settings(params: dict, stage: str) -> dict[str, Any]:
-    """``stages.<stage>`` merged over the ``train`` defaults."""
-    stages = get(params, "stages")
-    if stage not in stages:
-        raise ParamsError(
-            f"{params.get('_file', 'params.yaml')}: no stage 'stages.{stage}' "
-            f"(stages: {', '.join(stages)})"
-        )
-    return {**get(params, "train"), **stages[stage]}
-
-
-def _source(params: dict, stage: str, field: str, epsilon: str | None) -> str:
-    """The params.yaml key (or CLI flag) a config field comes from, for error messages."""
-    where = FIELDS.get(field)
-    if field == "surrogate.fdg_epsilon" and epsilon is not None:
-        return "--epsilon"
-    if where is None:
-        return {"run.seed": "--seed", "model.options": "models", "model.init": "--init"}.get(
-            field, field
-        )
-    if where.startswith("@"):
-        key = where[1:]
-        return f"stages.{stage}.{key}" if key in params["stages"][stage] else f"train.{key}"
-    return where
+def _group(cls: type, keys: dict[str, str], **fields: tuple[str, Any]) -> Any:
+    """``cls(**values)`` from ``fields`` = {field: (params key, value)}; records each field's
+    params key in ``keys`` under ``<group>.<field>`` (the group: ``cls``'s config name)."""
+    group = cls.__name__.removesuffix("Config").lower()
+    keys.update({f"{group}.{name}": key for name, (key, _) in fields.items()})
+    return cls(**{name: value for name, (_, value) in fields.items()})
 
 
 def build_config(
-    params: dict,
+    params: Params,
     stage: str,
     seed: int,
     epsilon: str | None = None,
@@ -103,61 +68,83 @@ def build_config(
     checkpoint: str = "",
     temperature: float | None = None,
 ) -> TrainConfig:
-    """The validated :class:`TrainConfig` of ``stage``; a bad value names its params key.
+    """The validated :class:`TrainConfig` of ``stage`` (:func:`config_and_keys`)."""
+    return config_and_keys(params, stage, seed, epsilon, init, checkpoint, temperature)[0]
+
+
+def config_and_keys(
+    params: Params,
+    stage: str,
+    seed: int,
+    epsilon: str | None = None,
+    init: str | Path = "",
+    checkpoint: str = "",
+    temperature: float | None = None,
+) -> tuple[TrainConfig, dict[str, str]]:
+    """The validated :class:`TrainConfig` of ``stage``, and the params key (or flag) each of
+    its fields came from (``{"optim.lr": "stages.<stage>.lr"}``, for :func:`named_by`); a bad
+    value raises under its key.
 
     ``init`` is the state_dict file the run starts from (``--init``; dvc.yaml names it): the
     ANN for the first SNN (Sec. 5.2), the higher-T SNN for TIT (Sec. 4.4), or none;
     ``temperature``, when given, replaces ``dspike.b0`` as Dspike's starting b.
     """
-    settings = stage_settings(params, stage)
-    values: dict[str, dict[str, Any]] = {group: {} for group in _GROUPS}
-    for field, where in FIELDS.items():
-        group, name = field.split(".")
-        if where.startswith("@"):
-            if where[1:] not in settings:
-                raise ParamsError(
-                    f"{params.get('_file', 'params.yaml')}: missing key "
-                    f"'stages.{stage}.{where[1:]}' (nor 'train.{where[1:]}')"
-                )
-            values[group][name] = settings[where[1:]]
-        else:
-            values[group][name] = get(params, where)
-    if epsilon is not None:
-        values["surrogate"]["fdg_epsilon"] = float(epsilon)
-    if temperature is not None:  # TIT: the previous round's b (dspike.inherit_temperature)
-        values["surrogate"]["temperature"] = float(temperature)
-    model = values["model"]
-    if model["mode"] == "ann":
-        model["time_steps"] = 1
-    model["init"] = str(init)
-    model["spec"] = NeuronSpec.from_sections(get(params, "neuron"), get(params, "tdbn"))
-    dataset = settings.get("dataset")
-    if dataset not in DATASETS:
+    s = params.stage(stage)
+    if s.dataset not in DATASETS:
         raise ConfigError(
-            f"stages.{stage}.dataset",
-            f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}",
+            s.key("dataset"), f"unknown dataset {s.dataset!r}; expected one of {list(DATASETS)}"
         )
-    model["num_classes"] = DATASETS[dataset].num_classes
-    model["options"] = _network_options(params, model["name"], dataset)
-    values["run"].update(seed=seed, checkpoint=checkpoint)
-    config = TrainConfig(**{g: cls(**values[g]) for g, cls in _GROUPS.items()})
-    with named_by_params(params, stage, epsilon):
-        return config.validate()
+    keys: dict[str, str] = {}
+
+    def at(name: str) -> tuple[str, Any]:
+        return s.key(name), getattr(s, name)
+
+    b0 = ("dspike.b0", params.dspike.b0) if temperature is None else (
+        "--init-metrics", float(temperature))  # TIT: the previous round's b  # fmt: skip
+    eps = ("fdg.epsilon", params.fdg.epsilon) if epsilon is None else (
+        "--epsilon", float(epsilon))  # fmt: skip
+    config = TrainConfig(
+        model=_group(
+            ModelConfig, keys, name=at("model"), mode=at("mode"),
+            time_steps=(s.key("time_steps"), 1 if s.mode == "ann" else s.time_steps),
+            num_classes=(s.key("dataset"), DATASETS[s.dataset].num_classes),
+            options=("models", _network_options(params, s.model, s.dataset)),
+            spec=("neuron", params.spec), init=("--init", str(init)),
+        ),
+        surrogate=_group(
+            SurrogateConfig, keys, name=at("surrogate"), temperature=b0,
+            delta=("dspike.delta_b", params.dspike.delta_b), fdg_epsilon=eps,
+            fdg_batch_size=("fdg.batch_size", params.fdg.batch_size),
+        ),
+        optim=_group(
+            OptimConfig, keys, lr=at("lr"), momentum=at("momentum"),
+            weight_decay=at("weight_decay"), nesterov=at("nesterov"), schedule=at("schedule"),
+        ),
+        data=_group(DataConfig, keys, batch_size=at("batch_size"),
+                    workers=("data.workers", params.data.workers)),
+        run=_group(
+            RunConfig, keys, epochs=at("epochs"), seed=("--seed", seed), bf16=at("bf16"),
+            checkpoint=("train.checkpoint_dir", checkpoint), select=at("select"),
+        ),
+    )  # fmt: skip
+    with named_by(keys):
+        return config.validate(), keys
 
 
 @contextlib.contextmanager
-def named_by_params(params: dict, stage: str, epsilon: str | None) -> Iterator[None]:
-    """Re-raise a :class:`ConfigError` under the params.yaml key (or flag) it came from."""
+def named_by(keys: dict[str, str]) -> Iterator[None]:
+    """Re-raise a :class:`ConfigError` under the params.yaml key (or flag) ``keys`` maps its
+    config field to."""
     try:
         yield
     except ConfigError as err:
-        raise ConfigError(_source(params, stage, err.key, epsilon), err.message) from None
+        raise ConfigError(keys.get(err.key, err.key), err.message) from None
 
 
-def _network_options(params: dict, name: str, dataset: str) -> dict[str, Any]:
+def _network_options(params: Params, name: str, dataset: str) -> dict[str, Any]:
     """``models.<name>`` plus the input channels, and the side where the network's constructor
     takes one (its signature says so; the ResNets pool adaptively)."""
-    options = dict(get(params, f"models.{name}", {}) or {})
+    options = params.model_options(name)
     channels, _, side = frame_shape(params, dataset)
     options["in_channels"] = channels
     builder = MODELS.get(name)
@@ -173,7 +160,7 @@ def _file_digest(path: str) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def run_hash(params: dict, config: TrainConfig, dataset: str) -> str:
+def run_hash(params: Params, config: TrainConfig, dataset: str) -> str:
     """What the run's result depends on: the config, the data settings and the init weights."""
     cfg = dataclasses.asdict(config)
     cfg["run"] = {k: v for k, v in cfg["run"].items() if k not in ("checkpoint", "progress")}
@@ -181,9 +168,9 @@ def run_hash(params: dict, config: TrainConfig, dataset: str) -> str:
         {
             "dataset": dataset,
             "config": cfg,
-            "data": get(params, "data"),
-            "max_train_samples": get(params, "train.max_train_samples", 0),
-            "max_test_samples": get(params, "train.max_test_samples", 0),
+            "data": dataclasses.asdict(params.data),
+            "max_train_samples": params.train.max_train_samples,
+            "max_test_samples": params.train.max_test_samples,
             "init_sha256": _file_digest(config.model.init),
         }
     )

@@ -11,8 +11,8 @@ from typing import Any
 from dspike.engine import FitResult
 from dspike.io import pyplot, save_figure
 
-from .params import get
-from .tracking import RETRY_S, DatasetRecord, MLflowTracker, experiment_name, run_tags
+from .params import Params
+from .tracking import DatasetRecord, MLflowTracker, experiment_name, run_tags
 
 __all__ = ["log_outputs", "open_tracker", "plot_curves"]
 
@@ -47,7 +47,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def open_tracker(
-    params: dict, dataset: str, variant: str, seed: int, stage: str, digest: str, manifest: Path
+    params: Params, dataset: str, variant: str, seed: int, stage: str, digest: str, manifest: Path
 ) -> MLflowTracker:
     """The MLflow run ``VARIANT/seed<S>`` in the dataset's experiment (its source: the stage
     module :mod:`pipelines.train`); its inputs are the data manifest's splits. The training loop
@@ -64,11 +64,11 @@ def open_tracker(
     inputs = [DatasetRecord.from_manifest(manifest, split) for split in ("train", "test")]
     return MLflowTracker(experiment_name(dataset), f"{variant}/seed{seed}", tags, inputs=inputs,
                          description=description, background=True,
-                         retry_s=float(get(params, "tracking.retry_s", RETRY_S)))  # fmt: skip
+                         retry_s=params.tracking.retry_s)  # fmt: skip
 
 
 def log_outputs(
-    params: dict, tracker: MLflowTracker, result: FitResult, paths: dict[str, Path], title: str
+    params: Params, tracker: MLflowTracker, result: FitResult, paths: dict[str, Path], title: str
 ) -> None:
     """The run's artifacts once its outputs are written: curves, plots CSV, metrics, weights."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,5 +76,5 @@ def log_outputs(
         plot_curves(result.history, curves, title)
         tracker.log_artifacts({"": curves})
         tracker.log_artifacts({"": paths["plots"], "metrics": paths["metrics"]})
-        if get(params, "tracking.log_weights", True):
+        if params.tracking.log_weights:
             tracker.log_artifacts({"weights": paths["model"]})

@@ -22,27 +22,27 @@ from dspike.engine import distributed
 from dspike.engine.factory import build_network
 from dspike.io import atomic_write_text
 from harness.cli import stage_main
-from harness.params import flatten, get
+from harness.params import Params, flatten
 from harness.tracking import DatasetRecord, experiment_name, log_stage_run, run_tags
-from harness.train_config import build_config, stage_settings
+from harness.train_config import build_config
 from harness.train_data import build_datasets
 from paper.energy_report import write_firing_rates
 
 
-def _trained(params: dict, stage: str, seed: int, weights: Path) -> torch.nn.Module:
+def _trained(params: Params, stage: str, seed: int, weights: Path) -> torch.nn.Module:
     config = build_config(params, stage, seed)
     model = build_network(config)
     model.load_state_dict(torch.load(weights, weights_only=True))
     return model.eval()
 
 
-def _run(params: dict, args: argparse.Namespace) -> None:
-    seed = int(get(params, "energy.seed"))
-    ann_stage, snn_stage = get(params, "energy.ann_stage"), get(params, "energy.snn_stage")
-    dataset = stage_settings(params, ann_stage)["dataset"]
+def _run(params: Params, args: argparse.Namespace) -> None:
+    seed, ann_stage, snn_stage = (params.energy.seed, params.energy.ann_stage,
+                                  params.energy.snn_stage)  # fmt: skip
+    dataset = params.stage(ann_stage).dataset
     info = distributed.setup()
     _, test = build_datasets(params, dataset, info)
-    loader = make_loader(test, int(get(params, "train.batch_size")), train=False, workers=0)
+    loader = make_loader(test, params.stage(ann_stage).batch_size, train=False, workers=0)
     ann, snn = (
         _trained(params, stage, seed, weights).to(info.device)
         for stage, weights in ((ann_stage, args.ann), (snn_stage, args.snn))
@@ -58,7 +58,7 @@ def _run(params: dict, args: argparse.Namespace) -> None:
         rows.append(
             {
                 "method": f"SNN (ours, T={model.time_steps})" if model.is_snn else "ANN (ours)",
-                "model": stage_settings(params, stage)["model"],
+                "model": params.stage(stage).model,
                 "time_steps": model.time_steps,
                 "acc": 100.0 * (activity.accuracy or 0.0),
                 "n_add": ops.n_add,
@@ -78,7 +78,7 @@ def _run(params: dict, args: argparse.Namespace) -> None:
         experiment_name(dataset), f"energy/seed{seed}",
         run_tags(params, __file__, stage="energy", seed=seed, dataset=dataset,
                  chain=f"{dataset}/seed{seed}"),
-        params=flatten(get(params, "energy"), "energy"), metrics=metrics,
+        params=flatten(params.energy, "energy"), metrics=metrics,
         artifacts={"": args.out}, inputs=[DatasetRecord.from_manifest(args.manifest, "test")],
     )  # fmt: skip
 

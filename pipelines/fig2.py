@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 
 from harness.cli import stage_main
-from harness.params import get
+from harness.params import Params
 from harness.study import log_study, mnist_splits, study_arguments, toy_settings
 from paper import fig2
 
 
-def _run(params: dict, args: argparse.Namespace) -> None:
+def _run(params: Params, args: argparse.Namespace) -> None:
     train, _ = mnist_splits(params)
-    cfg = get(params, "studies.fig2")
+    cfg = params.studies.fig2
     curves = fig2.run(
-        train, args.out, epochs=int(cfg["epochs"]), iterations=int(cfg["iterations"]),
-        epsilons=[float(e) for e in cfg["epsilons"]], toy=toy_settings(params),
+        train, args.out, epochs=cfg.epochs, iterations=cfg.iterations,
+        epsilons=list(cfg.epsilons), toy=toy_settings(params),
     )  # fmt: skip
     print(curves.to_string(index=False))
     log_study(params, "fig2", args)

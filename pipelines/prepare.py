@@ -18,24 +18,18 @@ from pathlib import Path
 from dspike.data import DATASETS, build_dataset, materialize_bundled
 from dspike.io import atomic_write_text
 from harness.cli import stage_main
-from harness.params import get
+from harness.params import Params
 
 
-def dataset_root(params: dict, name: str) -> Path:
+def dataset_root(params: Params, name: str) -> Path:
     """Where ``name`` lives: ``data.imagenet.root`` for ImageNet, ``data.root`` otherwise."""
-    return Path(
-        get(params, "data.imagenet.root") if name == "imagenet" else get(params, "data.root")
-    )
+    return Path(params.data.imagenet.root if name == "imagenet" else params.data.root)
 
 
-def prepare(params: dict, name: str, out: Path) -> dict:
+def prepare(params: Params, name: str, out: Path) -> dict:
     """Make sure ``name`` is readable by its real loader; write its manifest to ``out``."""
-    source = get(params, "data.source")
-    if source not in ("bundled", "download"):
-        raise ValueError(
-            f"{params['_file']}: data.source must be 'bundled' or 'download', got {source!r}"
-        )
-    if name == "imagenet" and not get(params, "data.imagenet.root"):
+    source = params.data.source  # "bundled" or "download", checked when params.yaml loads
+    if name == "imagenet" and not params.data.imagenet.root:
         manifest = {
             "name": name,
             "skipped": True,
@@ -45,7 +39,7 @@ def prepare(params: dict, name: str, out: Path) -> dict:
         root = dataset_root(params, name)
         if source == "bundled":
             materialize_bundled(name, root)
-        download = bool(get(params, "data.download", False)) and source == "download"
+        download = params.data.download and source == "download"
         sizes = {
             split: len(
                 build_dataset(name, root, train=split == "train", download=download, augment=False)
@@ -64,7 +58,7 @@ def prepare(params: dict, name: str, out: Path) -> dict:
     return manifest
 
 
-def _run(params: dict, args: argparse.Namespace) -> None:
+def _run(params: Params, args: argparse.Namespace) -> None:
     print(json.dumps(prepare(params, args.dataset, args.out)))
 
 

@@ -10,6 +10,7 @@ so, and so does every table that shows a result of them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,18 +23,18 @@ from dspike.data import (
 )
 from dspike.io import atomic_write_text
 from harness.cli import stage_main
-from harness.params import get
+from harness.params import Params
 
 
-def _run(params: dict, args: argparse.Namespace) -> None:
-    root = Path(get(params, "data.root"))
-    dvs = get(params, "data.dvs")
-    source = get(params, "data.source")
+def _run(params: Params, args: argparse.Namespace) -> None:
+    root, dvs, source = Path(params.data.root), params.data.dvs, params.data.source
     if source == "bundled":
-        materialize_bundled("cifar10dvs", root, n_per_class=int(dvs.get("simulated_per_class", 10)))
-    elif not (root / "CIFAR10DVS").is_dir() and get(params, "data.download"):
+        materialize_bundled("cifar10dvs", root, n_per_class=dvs.simulated_per_class)
+    elif not (root / "CIFAR10DVS").is_dir() and params.data.download:
         open_cifar10dvs(root, download=True)
-    prepare_dvs_frames(root, args.out, **frame_options(dvs))
+    prepare_dvs_frames(
+        root, args.out, workers=dvs.prepare_workers, **frame_options(dataclasses.asdict(dvs))
+    )
     frames = json.loads((args.out / "manifest.json").read_text())
     manifest = {
         "name": "cifar10dvs",

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 
 from harness.cli import stage_main
-from harness.params import get
+from harness.params import Params
 from harness.study import log_study, mnist_splits, study_arguments, toy_settings
 from paper import table1
 
 
-def _run(params: dict, args: argparse.Namespace) -> None:
+def _run(params: Params, args: argparse.Namespace) -> None:
     train, test = mnist_splits(params)
-    cfg = get(params, "studies.table1")
+    cfg = params.studies.table1
     table = table1.run(
-        train, test, args.out, epochs=int(cfg["epochs"]),
-        epsilons=[float(e) for e in cfg["epsilons"]], toy=toy_settings(params),
+        train, test, args.out, epochs=cfg.epochs, epsilons=list(cfg.epsilons),
+        toy=toy_settings(params),
     )  # fmt: skip
     print(table.to_string(index=False))
     log_study(params, "table1", args)

@@ -24,6 +24,7 @@ returns, so a table's note (Table 3's units and formula, Table 1's reference not
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -36,7 +37,7 @@ import paper
 from dspike.data import DATASETS
 from dspike.io import atomic_write_text, pyplot, save_figure
 from harness.cli import stage_main
-from harness.params import get, params_hash, provenance
+from harness.params import Params, params_hash, provenance
 from harness.tracking import experiment_name, log_stage_run, run_tags
 from paper.energy_report import table3_rows
 from paper.markdown import write_table
@@ -119,7 +120,7 @@ def _not_run(path: Path) -> str:
     return f"Ours: not run yet ({path} is missing)."
 
 
-def table1(reported: dict, params: dict, inputs: argparse.Namespace) -> pd.DataFrame:
+def table1(reported: dict, params: Params, inputs: argparse.Namespace) -> pd.DataFrame:
     """Table 1 study's accuracies beside the paper's; the reference file's note under it."""
     path = inputs.results / TABLE1_CSV
     rep = reported["table1"]
@@ -127,7 +128,7 @@ def table1(reported: dict, params: dict, inputs: argparse.Namespace) -> pd.DataF
     if path.is_file():
         ours = pd.read_csv(path)
     else:
-        eps = list(get(params, "studies.table1.epsilons"))
+        eps = list(params.studies.table1.epsilons)
         ours = pd.DataFrame({"gradient": ["rectangular"] + ["fdg"] * len(eps),
                              "eps": [None, *eps], "test_acc": None})  # fmt: skip
         notes.append(_not_run(path))
@@ -141,7 +142,7 @@ def table1(reported: dict, params: dict, inputs: argparse.Namespace) -> pd.DataF
     return df
 
 
-def table3(reported: dict, params: dict, inputs: argparse.Namespace) -> pd.DataFrame:
+def table3(reported: dict, params: Params, inputs: argparse.Namespace) -> pd.DataFrame:
     """Paper rows then ours, energy recomputed from op counts in correct units (Sec. 5.4)."""
     path = inputs.results / TABLE3_CSV
     ours = pd.read_csv(path).to_dict("records") if path.is_file() else []
@@ -157,7 +158,7 @@ def table3(reported: dict, params: dict, inputs: argparse.Namespace) -> pd.DataF
         for r in reported["table3"]
     ]
     pj = 1e-12
-    e_mac, e_ac = get(params, "energy.e_mac_pj") * pj, get(params, "energy.e_ac_pj") * pj
+    e_mac, e_ac = params.energy.e_mac_pj * pj, params.energy.e_ac_pj * pj
     df = table3_rows(paper, ours, e_mac, e_ac)
     if not path.is_file():
         df.attrs["note"] = f"{df.attrs['note']} {_not_run(path)}"
@@ -184,12 +185,13 @@ def table4(reported: dict, select: str, inputs: argparse.Namespace) -> pd.DataFr
     return _with_diff(pd.DataFrame(rows))
 
 
-def table5(reported: dict, params: dict, select: str, inputs: argparse.Namespace) -> pd.DataFrame:
+def table5(reported: dict, params: Params, select: str, inputs: argparse.Namespace
+           ) -> pd.DataFrame:  # fmt: skip
     """Table 5: the T=6 runs at each eps; the row at ``fdg.epsilon`` is the main runs."""
-    main_eps = get(params, "fdg.epsilon")
+    main_eps = params.fdg.epsilon
     rows = []
-    for dataset in get(params, "ablation.datasets"):
-        for eps in sorted({*get(params, "ablation.epsilons"), main_eps}):
+    for dataset in params.ablation.datasets:
+        for eps in sorted({*params.ablation.epsilons, main_eps}):
             paper = reported["table5"].get(dataset, {}).get(eps)
             run = f"{dataset}_snn_t6" if eps == main_eps else f"{dataset}_snn_t6_eps{eps}"
             rows.append(
@@ -230,17 +232,17 @@ def fig5(plots: Path, out: Path) -> pd.DataFrame:
     return pd.concat([df.assign(seed=s) for s, df in curves.items()], ignore_index=True)
 
 
-def _run(params: dict, args: argparse.Namespace) -> None:
+def _run(params: Params, args: argparse.Namespace) -> None:
     reported = yaml.safe_load(REPORTED.read_text())
-    select = get(params, "train.select")
+    select = str(params.train.select)
     tables = {"table1": table1(reported, params, args), **table2(reported, select, args)}
     tables["table3"] = table3(reported, params, args)
     tables["table4"] = table4(reported, select, args)
     tables["table5"] = table5(reported, params, select, args)
     tables["fig5"] = fig5(args.plots, args.out / "fig5.png")
     prov = provenance()
-    prov["params_hash"] = params_hash({k: v for k, v in params.items() if k != "_file"})
-    scale = str(get(params, "report.scale"))
+    prov["params_hash"] = params_hash(dataclasses.replace(params, file=""))
+    scale = params.report.scale
     line = f"scale={scale}; " + ", ".join(f"{k}={v}" for k, v in prov.items())
     sections = [
         "# Dspike reproduction report\n",
@@ -271,7 +273,7 @@ def _run(params: dict, args: argparse.Namespace) -> None:
     log_stage_run(
         experiment_name("report"), "report",
         run_tags(params, __file__, stage="tables", select=select, partial=partial),
-        params={"train.select": select, "seeds": get(params, "seeds"), "report.scale": scale},
+        params={"train.select": select, "seeds": list(params.seeds), "report.scale": scale},
         artifacts={args.out.name: args.out, **studies},
         description="REPORT.md of each pipeline execution: the paper's tables and figures, "
         "the paper's numbers beside ours",

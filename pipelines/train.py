@@ -56,16 +56,9 @@ from dspike.engine import (
 )
 from dspike.io import check_writable
 from harness.cli import fail, stage_main
-from harness.params import ParamsError, get
-from harness.schema import check_stage_name
+from harness.params import Params, ParamsError, check_stage_name
 from harness.tracking import MLflowTracker
-from harness.train_config import (
-    build_config,
-    named_by_params,
-    run_hash,
-    stage_settings,
-    variant_name,
-)
+from harness.train_config import config_and_keys, named_by, run_hash, variant_name
 from harness.train_data import build_datasets
 from harness.train_outputs import (
     check_in_workspace,
@@ -82,66 +75,65 @@ __all__ = ["main"]
 log = logging.getLogger("pipelines.train")
 
 
-def _inherited_b(params: dict, args: argparse.Namespace) -> float | None:
+def _inherited_b(params: Params, args: argparse.Namespace) -> float | None:
     """The previous TIT round's final b (``--init-metrics``), if ``dspike.inherit_temperature``."""
-    if args.init_metrics is None or not get(params, "dspike.inherit_temperature"):
+    if args.init_metrics is None or not params.dspike.inherit_temperature:
         return None
     previous = json.loads(args.init_metrics.read_text())
     return previous.get("temperature")  # None after an ANN: b starts at dspike.b0
 
 
-def _train(params: dict, args: argparse.Namespace) -> None:
+def _train(params: Params, args: argparse.Namespace) -> None:
     """One run: the variant of ``args.stage`` at ``args.seed``, from config to outputs."""
     stage, seed, epsilon = args.stage, args.seed, args.epsilon
     variant = variant_name(stage, epsilon)
     try:
         check_stage_name(variant, "variant")
-    except ValueError as err:
-        raise ValueError(f"{stage} / --epsilon: {err}") from None
+    except ParamsError as err:
+        raise ParamsError(f"{stage} / --epsilon: {err}") from None
     check_in_workspace(args)
     paths = output_paths(args)
-    settings = stage_settings(params, stage)
-    dataset = settings.get("dataset")
+    dataset = params.stage(stage).dataset
     info = distributed.setup()
     logging.basicConfig(
         level=logging.INFO if info.is_main else logging.WARNING,
         format="%(message)s",
         stream=sys.stdout,
     )
-    if dataset == "imagenet" and not get(params, "data.imagenet.root"):
+    if dataset == "imagenet" and not params.data.imagenet.root:
         if info.is_main:
             write_skipped(paths, "data.imagenet.root is empty: no ImageNet on this machine")
         log.info("%s: skipped (data.imagenet.root is empty)", variant)
         return
-    if epsilon is not None and float(epsilon) == float(get(params, "fdg.epsilon")):
+    if epsilon is not None and float(epsilon) == params.fdg.epsilon:
         raise ParamsError(
             f"ablation.epsilons: {epsilon} is fdg.epsilon, so this run would repeat {stage}; "
             "Table 5 takes that row from the main runs: remove it from ablation.epsilons"
         )
-    config = build_config(
+    config, keys = config_and_keys(
         params, stage, seed, epsilon, init=args.init or "", temperature=_inherited_b(params, args)
     )
-    with named_by_params(params, stage, epsilon):
+    with named_by(keys):
         model = build_network(config)
         train_set, test_set = build_datasets(params, dataset, info)
     digest = run_hash(params, config, dataset)
     if info.is_main:
         check_writable(paths)  # before training, not after it
-    checkpoints = Path(get(params, "train.checkpoint_dir")) / variant
+    checkpoints = Path(params.train.checkpoint_dir) / variant
     checkpoint_dir = checkpoint_folder(checkpoints, seed, digest, code_digest(), info.is_main)
     config.run.checkpoint = str(checkpoint_dir / "last.pt")
     with RunLock(checkpoint_dir) if info.is_main else contextlib.nullcontext():
         tracker = None
         if info.is_main:
             tracker = open_tracker(params, dataset, variant, seed, stage, digest, args.manifest)
-        with named_by_params(params, stage, epsilon):
+        with named_by(keys):
             result = fit(config, model, train_set, test_set, tracker=tracker)
         if info.is_main:
             _finish(params, args, paths, result, config, digest, tracker, checkpoint_dir)
 
 
 def _finish(
-    params: dict, args: argparse.Namespace, paths: dict[str, Path], result: FitResult,
+    params: Params, args: argparse.Namespace, paths: dict[str, Path], result: FitResult,
     config: TrainConfig, digest: str, tracker: MLflowTracker | None, checkpoint_dir: Path,
 ) -> None:  # fmt: skip
     """Rank 0 after training: the outputs as one set, then the MLflow artifacts."""
@@ -152,8 +144,8 @@ def _finish(
         "stage": stage,
         "run": variant,  # the key tables read: the variant these metrics belong to
         "seed": seed,
-        "dataset": stage_settings(params, stage).get("dataset"),
-        "data_source": get(params, "data.source"),
+        "dataset": params.stage(stage).dataset,
+        "data_source": params.data.source,
         "params_hash": digest,
     }
     write_outputs(paths, result, config, meta)

@@ -1,13 +1,16 @@
-"""params.yaml for stage tests: small bundled-MNIST settings every training-stage test shares."""
+"""params.yaml for stage tests: the repository's, with the small bundled-MNIST settings every
+training-stage test shares on top."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from harness.params import deep_merge
+import yaml
 
-BASE_PARAMS: dict[str, Any] = {
+from harness.params import REPO_ROOT, deep_merge
+
+SMALL: dict[str, Any] = {
     "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False, "backend": "eager"},
     "tdbn": {"alpha": 1.0, "alpha_residual": 0.7071067811865476, "form": "scale"},
     "dspike": {"b0": 1.0, "delta_b": 0.2, "inherit_temperature": True},
@@ -19,6 +22,7 @@ BASE_PARAMS: dict[str, Any] = {
               "batch_size": 32, "bf16": False, "select": "final", "max_train_samples": 320,
               "max_test_samples": 160, "checkpoint_dir": "checkpoints"},
 }  # fmt: skip
+BASE_PARAMS = deep_merge(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()), SMALL)
 
 
 def toy_stage(mode: str, time_steps: int, epochs: int, lr: float, surrogate: str, **extra: Any

@@ -14,7 +14,7 @@ import yaml
 from engine_support import one_thread
 
 from dspike.data import DATASETS, build_dataset, materialize_bundled
-from harness.params import REPO_ROOT, deep_merge, load_params
+from harness.params import REPO_ROOT, deep_merge, load_params, parse_params
 from tools.plan.__main__ import main as plan_cli
 from tools.plan.chains import Chain, assign
 from tools.plan.clock import now, run_timed
@@ -265,7 +265,9 @@ def test_estimate_of_table1_compute_within_40_percent_in_cpu_seconds(tmp_path):
     from paper import table1
 
     small = {"toy": {"train_size": 512}, "table1": {"epochs": 1, "epsilons": [0.1, 0.5]}}
-    params = deep_merge(SMOKE, {"studies": small, "data": {"root": str(tmp_path / "raw")}})
+    params = parse_params(
+        deep_merge(SMOKE, {"studies": small, "data": {"root": str(tmp_path / "raw")}})
+    )
     cmd = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]["table1"]["cmd"]
     work = workload("table1", cmd, params)
     keys = {t.key for t in work.terms if t.key}

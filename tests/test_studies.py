@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from engine_support import one_thread
+from stage_support import stage_params
 from torch.utils.data import TensorDataset
 
 from dspike.fdg import fdg
@@ -98,7 +99,7 @@ def test_table1_stage_on_bundled_mnist(tmp_path: Path, monkeypatch) -> None:
     from pipelines.prepare import prepare
     from pipelines.table1 import main
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(STUDY_PARAMS))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(stage_params({}, **STUDY_PARAMS)))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     with one_thread():

@@ -55,7 +55,7 @@ def mlflow_template(base: Path) -> Path:
 def make_workspace(root: Path, template: Path, params: dict | None = None) -> Path:
     """A workspace in ``root`` with the MNIST manifest prepared; returns ``root``."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for package in ("dspike", "pipelines"):
+    for package in ("dspike", "harness", "paper", "pipelines"):
         shutil.copytree(REPO / package, root / package, ignore=ignore)
     (root / "data").mkdir()
     (root / "data" / "bundled").symlink_to(REPO / "data" / "bundled")

@@ -136,14 +136,8 @@ def measure_main(argv: list[str]) -> None:
         rates = ", ".join(f"{k} {v:.3g}" for k, v in entry.items() if k.endswith(("_ips", "_s")))
         print(f"  {key.label}: {rates}")
     if not args.shapes_only:
-        stages_params = params.get("stages", {})
-        run = (
-            "cifar10_ann"
-            if "cifar10_ann" in stages_params
-            else next(
-                s for s, v in stages_params.items() if v.get("dataset") in ("cifar10", "cifar100")
-            )
-        )
+        cifar = [s for s in params.stages if params.stage(s).dataset in ("cifar10", "cifar100")]
+        run = "cifar10_ann" if "cifar10_ann" in params.stages else cifar[0]
         table.fixed.update(measure_processes(root, params, run, table.kind, table.clock))
         table.fixed.update(measure_dvc(root, table.clock))
         print("  " + ", ".join(f"{k} {v:.3g} s" for k, v in table.fixed.items()))

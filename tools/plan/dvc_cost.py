@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from harness.params import get, load_params
+from harness.params import dvc_value
 
 from .clock import Clock, run_seconds
 
@@ -36,7 +36,7 @@ def synthetic_lock(root: Path) -> dict[str, Any]:
     """A ``dvc.lock`` with an entry for every stage of ``root``'s pipeline (placeholder hashes)."""
     from dvc.repo import Repo
 
-    params = load_params(root / "params.yaml")
+    params = yaml.safe_load((root / "params.yaml").read_text())
     stages: dict[str, Any] = {}
     with Repo(str(root)) as repo:
         for stage in repo.index.stages:
@@ -45,7 +45,7 @@ def synthetic_lock(root: Path) -> dict[str, Any]:
             stages[stage.name] = {
                 "cmd": stage.cmd,
                 "deps": [{"path": d.def_path, **_HASH} for d in plain],
-                "params": {"params.yaml": {k: get(params, k, None) for k in keys}},
+                "params": {"params.yaml": {k: dvc_value(params, k) for k in keys}},
                 "outs": [{"path": o.def_path, **_HASH} for o in stage.outs],
             }
     return {"schema": "2.0", "stages": stages}

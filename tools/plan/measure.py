@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
@@ -39,7 +40,7 @@ from dspike.engine import TrainConfig, build_network, build_optimizer, save_chec
 from dspike.fdg import FIRST_LAYER, fdg
 from dspike.surrogate import Rectangular
 from dspike.temperature import update_temperature
-from harness.params import deep_merge, get
+from harness.params import Params, deep_merge
 from paper.toy_training import evaluate, make_toy, train_toy
 
 from .clock import Clock, now, run_seconds
@@ -212,12 +213,11 @@ def measure_key(
     }
 
 
-def _dvs_recording_seconds(params: dict, tmp: Path, clock: Clock) -> float:
+def _dvs_recording_seconds(params: Params, tmp: Path, clock: Clock) -> float:
     """One CIFAR10-DVS recording simulated (bundled data) and turned into frames: the slope
     between 1 and 3 recordings per class after a first run of 1 (what a run of the stage pays
     once is not in it)."""
-    dvs = get(params, "data.dvs")
-    options = frame_options(dvs)
+    options = frame_options(dataclasses.asdict(params.data.dvs))
     seconds = []
     for run, per_class in enumerate((1, 1, 3)):
         start = now(clock)
@@ -228,14 +228,14 @@ def _dvs_recording_seconds(params: dict, tmp: Path, clock: Clock) -> float:
 
 
 def measure_processes(
-    root: Path, params: dict, run: str, kind: str, clock: Clock = "wall"
+    root: Path, params: Params, run: str, kind: str, clock: Clock = "wall"
 ) -> dict[str, float]:
     """Seconds (on ``clock``) of one process of each kind (``startup:<kind>``) and of one DVS
     recording (``dvs_recording``); ``run``: the params stage the training process runs."""
     env = {**os.environ, "DSPIKE_EXPERIMENT_PREFIX": "plan-measure/"}
     if kind == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-    dataset = params["stages"][run]["dataset"]
+    dataset = params.stage(run).dataset
     scratch = root / "plans"  # inside the workspace, as a stage's paths must be; git/DVC-ignored
     scratch.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="measure-", dir=scratch) as name:
@@ -255,8 +255,8 @@ def measure_processes(
             },
             "stages": {run: {"epochs": 1}},
         }
-        clean = {k: v for k, v in params.items() if not k.startswith("_")}
-        (tmp / "params.yaml").write_text(yaml.safe_dump(deep_merge(clean, overlay)))
+        tree = yaml.safe_load(Path(params.file).read_text())  # the file, with the overlay below
+        (tmp / "params.yaml").write_text(yaml.safe_dump(deep_merge(tree, overlay)))
         env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
         py, p = sys.executable, ["--params", str(tmp / "params.yaml")]
         manifest = tmp / "manifest.json"

@@ -22,8 +22,8 @@ from dspike.data import DATASETS
 from dspike.data.dvs_frames import split_indices
 from dspike.engine import TrainConfig
 from dspike.spec import NeuronSpec
-from harness.params import get
-from harness.train_config import build_config, stage_settings
+from harness.params import Params
+from harness.train_config import build_config
 from harness.train_data import sample_shape
 
 __all__ = ["StepKey", "Term", "Workload", "launcher_processes", "split_sizes", "workload"]
@@ -95,23 +95,23 @@ class Workload:
         return None if self.seed is None else f"{self.dataset}/seed{self.seed}"
 
 
-def split_sizes(params: dict, dataset: str, capped: bool = True) -> tuple[int, int]:
+def split_sizes(params: Params, dataset: str, capped: bool = True) -> tuple[int, int]:
     """(train, test) samples of the known split; ``capped``: as a training stage sees them,
     capped by ``train.max_*_samples``."""
-    source = get(params, "data.source")
+    source = params.data.source
     if source == "bundled" and dataset == "cifar10dvs":
-        per_class = int(get(params, "data.dvs.simulated_per_class", 10))
+        per_class = params.data.dvs.simulated_per_class
         classes = DATASETS[dataset].num_classes
         files = [f"r{i}" for _ in range(classes) for i in range(per_class)]
         targets = [c for c in range(classes) for _ in range(per_class)]
-        train, test = split_indices(files, targets, get(params, "data.dvs.split", "first900"))
+        train, test = split_indices(files, targets, params.data.dvs.split)
         sizes = (len(train), len(test))
     else:
         info = DATASETS[dataset]
         sizes = info.bundled_splits if source == "bundled" else info.splits
     if not capped:
         return sizes
-    caps = (int(get(params, f"train.max_{s}_samples", 0)) for s in ("train", "test"))
+    caps = (params.train.max_train_samples, params.train.max_test_samples)
     return tuple(min(n, cap) if cap else n for n, cap in zip(sizes, caps, strict=True))  # type: ignore[return-value]
 
 
@@ -129,7 +129,7 @@ def launcher_processes(tokens: list[str]) -> int:
     return found["nproc"] * found["nnodes"]
 
 
-def _key(params: dict, config: TrainConfig, dataset: str, batch: int) -> StepKey:
+def _key(params: Params, config: TrainConfig, dataset: str, batch: int) -> StepKey:
     m = config.model
     sample = sample_shape(params, dataset)
     return StepKey(
@@ -146,13 +146,13 @@ def _key(params: dict, config: TrainConfig, dataset: str, batch: int) -> StepKey
     )
 
 
-def _training(stage: str, params: dict, launcher: list[str], args: list[str]) -> Workload:
+def _training(stage: str, params: Params, launcher: list[str], args: list[str]) -> Workload:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("run")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--epsilon")
     ns = parser.parse_known_args(args)[0]
-    dataset = stage_settings(params, ns.run)["dataset"]
+    dataset = params.stage(ns.run).dataset
     config = build_config(params, ns.run, ns.seed, ns.epsilon)
     train, test = split_sizes(params, dataset)
     p, epochs = launcher_processes(launcher), config.run.epochs
@@ -164,7 +164,7 @@ def _training(stage: str, params: dict, launcher: list[str], args: list[str]) ->
         model=config.model.name,
         time_steps=config.model.time_steps,
     )
-    if dataset == "imagenet" and not get(params, "data.imagenet.root"):
+    if dataset == "imagenet" and not params.data.imagenet.root:
         note = "skipped: data.imagenet.root is empty"
         return Workload(
             kind="skipped", terms=(Term("startup:train", None, 1),), note=note, **common
@@ -194,18 +194,15 @@ def _training(stage: str, params: dict, launcher: list[str], args: list[str]) ->
     )
 
 
-def _energy(stage: str, params: dict) -> Workload:
+def _energy(stage: str, params: Params) -> Workload:
     """Two evaluation passes over the test split, every layer's activity recorded."""
-    seed, runs = (
-        int(get(params, "energy.seed")),
-        [get(params, "energy.ann_stage"), get(params, "energy.snn_stage")],
-    )
-    dataset = stage_settings(params, runs[0])["dataset"]
+    seed, runs = params.energy.seed, [params.energy.ann_stage, params.energy.snn_stage]
+    dataset = params.stage(runs[0]).dataset
     _, test = split_sizes(params, dataset)
     terms, configs = [Term("startup:train", None, 1)], {}
     for run in runs:
         config = build_config(params, run, seed)
-        key = _key(params, config, dataset, int(get(params, "train.batch_size")))
+        key = _key(params, config, dataset, params.stage(runs[0]).batch_size)
         terms += [Term("activity", key, test), Term("warmup", key, 1)]
         configs[key] = config
     return Workload(
@@ -219,30 +216,29 @@ def _energy(stage: str, params: dict) -> Workload:
     )
 
 
-def toy_key(params: dict, mode: str) -> StepKey:
+def toy_key(params: Params, mode: str) -> StepKey:
     """The toy CNN's step (Sec. 4.2) on MNIST at ``studies.toy`` settings."""
-    toy = get(params, "studies.toy")
-    shape = DATASETS["mnist"].shape
-    return StepKey("toy_cnn", mode, int(toy["time_steps"]), (), shape, int(toy["batch_size"]))
+    toy = params.studies.toy
+    return StepKey("toy_cnn", mode, toy.time_steps, (), DATASETS["mnist"].shape, toy.batch_size)
 
 
-def _study(stage: str, params: dict) -> Workload:
+def _study(stage: str, params: Params) -> Workload:
     """fig2: each mode trained, FDG at every eps in its first ``iterations`` iterations per
     epoch; table1: one rectangular-SG run and one FDG-trained run per eps, each evaluated."""
     terms = [Term("startup:study", None, 1)]
     if stage not in ("fig2", "table1"):
         return Workload(stage=stage, kind="study", terms=tuple(terms), note="start-up only")
     full_train, test = split_sizes(params, "mnist", capped=False)
-    size = int(get(params, "studies.toy.train_size"))
+    size = params.studies.toy.train_size
     train = min(size, full_train) if size else full_train
-    cfg = get(params, f"studies.{stage}")
-    epochs, eps = int(cfg["epochs"]), len(cfg["epsilons"])
-    batch = int(get(params, "studies.toy.batch_size"))
+    cfg = getattr(params.studies, stage)
+    epochs, eps = cfg.epochs, len(cfg.epsilons)
+    batch = params.studies.toy.batch_size
     per_epoch = math.ceil(train / batch)
     if stage == "fig2":
         for mode in ("ann", "snn"):
             key = toy_key(params, mode)
-            compared = min(int(cfg["iterations"]), per_epoch)
+            compared = min(cfg.iterations, per_epoch)
             terms += [
                 Term("train", key, epochs * train),
                 Term("warmup", key, 1),
@@ -270,7 +266,7 @@ def _study(stage: str, params: dict) -> Workload:
     )
 
 
-def _prepare(stage: str, module: str, params: dict) -> Workload:
+def _prepare(stage: str, module: str, params: Params) -> Workload:
     terms = [Term("startup:prepare", None, 1)]
     if module != "prepare_dvs":
         return Workload(stage=stage, kind="prepare", terms=tuple(terms))
@@ -288,7 +284,7 @@ def _prepare(stage: str, module: str, params: dict) -> Workload:
     )
 
 
-def workload(stage: str, cmd: str, params: dict) -> Workload:
+def workload(stage: str, cmd: str, params: Params) -> Workload:
     """The work of DVC stage ``stage`` (its addressing, e.g. ``ann@cifar10-0``) running ``cmd``."""
     tokens = shlex.split(cmd)
     at = next((i for i, t in enumerate(tokens) if t.startswith("pipelines.")), len(tokens))
