@@ -328,7 +328,7 @@ class Params:
 
 # --- the loader: keys and types from the fields -----------------------------------------------
 
-_SECTIONS = {"neuron": "spec", "tdbn": "spec"}  # params.yaml sections a field loads together
+_SPEC_SECTIONS = ("neuron", "tdbn")  # the params.yaml sections Params.spec loads together
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -420,11 +420,11 @@ def parse_params(tree: Mapping[str, Any], file: str = "params.yaml") -> Params:
     is a :class:`ParamsError` naming it and ``file``."""
     try:
         known = [f.name for f in dataclasses.fields(Params) if f.name not in ("spec", "file")]
-        unknown = [k for k in tree if k not in known and k not in _SECTIONS]
+        unknown = [k for k in tree if k not in known and k not in _SPEC_SECTIONS]
         if unknown:
             key = str(unknown[0])
-            raise ParamsError(f"unknown key '{key}'{_did_you_mean(key, [*known, *_SECTIONS])}")
-        for section in _SECTIONS:
+            raise ParamsError(f"unknown key '{key}'{_did_you_mean(key, [*known, *_SPEC_SECTIONS])}")
+        for section in _SPEC_SECTIONS:
             if section not in tree:
                 raise ParamsError(f"missing key '{section}'")
             if not isinstance(tree[section], Mapping):
@@ -434,7 +434,7 @@ def parse_params(tree: Mapping[str, Any], file: str = "params.yaml") -> Params:
             spec = NeuronSpec.from_sections(tree["neuron"], tree["tdbn"])
         except ConfigError as err:
             raise ParamsError(f"'{err.key}': {err.message}") from None
-        rest = {k: v for k, v in tree.items() if k not in _SECTIONS}
+        rest = {k: v for k, v in tree.items() if k not in _SPEC_SECTIONS}
         params = _record(Params, rest, "", spec=spec, file=file)
         for name in params.stages:
             check_stage_name(name)
@@ -464,7 +464,6 @@ def deep_merge(base: dict, overlay: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
 
 
 class _Yaml12Numbers(yaml.SafeLoader):

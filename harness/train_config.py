@@ -59,17 +59,9 @@ def _group(cls: type, keys: dict[str, str], **fields: tuple[str, Any]) -> Any:
     return cls(**{name: value for name, (_, value) in fields.items()})
 
 
-def build_config(
-    params: Params,
-    stage: str,
-    seed: int,
-    epsilon: str | None = None,
-    init: str | Path = "",
-    checkpoint: str = "",
-    temperature: float | None = None,
-) -> TrainConfig:
-    """The validated :class:`TrainConfig` of ``stage`` (:func:`config_and_keys`)."""
-    return config_and_keys(params, stage, seed, epsilon, init, checkpoint, temperature)[0]
+def build_config(params: Params, stage: str, seed: int, *args: Any, **kwargs: Any) -> TrainConfig:
+    """The validated :class:`TrainConfig` of ``stage``: :func:`config_and_keys` without the keys."""
+    return config_and_keys(params, stage, seed, *args, **kwargs)[0]
 
 
 def config_and_keys(

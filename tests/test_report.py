@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from harness.params import REPO_ROOT
+from harness.params import REPO_ROOT, deep_merge, parse_params
 from paper.markdown import markdown_table, write_table
 from pipelines import tables
 
-PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+TREE = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+PARAMS = parse_params(TREE)
 
 
 def test_markdown_table_formats_accuracies_and_carries_the_note(tmp_path: Path) -> None:
@@ -48,7 +49,8 @@ def test_table1_puts_the_papers_accuracy_beside_ours_with_its_note(tmp_path: Pat
         inputs.results / "table1" / "table1.csv", index=False)  # fmt: skip
     reported = {"table1": {"rectangular": 94.9, "fdg": {0.1: 90.0, 0.5: None},
                            "note": "Per-eps accuracies are not in our copy."}}  # fmt: skip
-    df = tables.table1(reported, {"studies": {"table1": {"epsilons": [0.1, 0.5]}}}, inputs)
+    params = parse_params(deep_merge(TREE, {"studies": {"table1": {"epsilons": [0.1, 0.5]}}}))
+    df = tables.table1(reported, params, inputs)
     assert list(df["paper"].iloc[:2]) == [94.9, 90.0] and pd.isna(df["paper"].iloc[2])
     assert list(df["diff"].iloc[:2]) == [91.5 - 94.9, 89.0 - 90.0]
     md = write_table(df, tmp_path / "table1")
@@ -63,7 +65,7 @@ def test_table3_section_of_the_report_keeps_the_units_note(tmp_path: Path) -> No
                    "acc": 93.1, "n_add": 71.2e6, "n_mult": 3.52e6, "stage": "t2"}]).to_csv(
         inputs.results / "energy" / "table3_ours.csv", index=False)  # fmt: skip
     reported = yaml.safe_load(tables.REPORTED.read_text())
-    params = {"energy": {"e_mac_pj": 4.6, "e_ac_pj": 0.9}}
+    params = parse_params(deep_merge(TREE, {"energy": {"e_mac_pj": 4.6, "e_ac_pj": 0.9}}))
     md = write_table(tables.table3(reported, params, inputs), tmp_path / "table3")
     assert "| ours | SNN (ours, T=2) | resnet18 | 2 | 93.1 | 71.2M | 3.52M | 80.3 uJ |  |" in md
     assert "printed 1.03J" in md and "SI prefix" in md
@@ -87,7 +89,7 @@ def test_the_report_of_a_workspace_where_nothing_ran_names_what_is_missing(tmp_p
     assert "![fig5](fig5.png)" in report and "![fig2]" not in report
     table1 = pd.read_csv(out / "tables" / "table1.csv")
     assert table1["paper"].iloc[0] == 94.9 and table1["ours"].isna().all()
-    assert len(table1) == 1 + len(PARAMS["studies"]["table1"]["epsilons"])  # as configured
+    assert len(table1) == 1 + len(PARAMS.studies.table1.epsilons)  # as configured
     table4 = pd.read_csv(out / "tables" / "table4.csv")
     assert set(table4["note"].dropna()) == {"not run yet"}  # no metrics, so not "skipped"
     assert (out / "fig5.png").stat().st_size > 0
