@@ -8,7 +8,7 @@ after what they need): on a shared machine whose load changes by the minute, a s
 are measured just before it runs. Prints estimated vs actual seconds per stage (Markdown), with
 the load average when the stage started. About 25 min for the whole DAG on a 2-core CPU.
 
-``--clock cpu`` counts CPU seconds instead of wall seconds (:mod:`tools.plan.clock`), both
+``--clock cpu`` counts CPU seconds instead of wall seconds (:data:`tools.plan.rates.CLOCKS`), both
 in the measurements and in the runs (``dvc repro`` and everything under it), every process at
 one thread (``OMP_NUM_THREADS=1``): on a machine shared with other jobs, a stage's wall time
 follows the load of the minute (two threads contending with other processes run some ops 3-5x
@@ -31,10 +31,9 @@ import sys
 from pathlib import Path
 
 from harness.params import REPO_ROOT
-from tools.plan.clock import CLOCKS, run_seconds
 from tools.plan.dag import load_dag, upstream
+from tools.plan.rates import CLOCKS, Throughput, device_name, run_seconds, table_path
 from tools.plan.report import build_plan
-from tools.plan.throughput import Throughput, device_name, table_path
 from tools.smoke import prepare_workspace, smoke_env
 
 

@@ -16,13 +16,10 @@ from engine_support import one_thread
 from dspike.data import DATASETS, build_dataset, materialize_bundled
 from harness.params import REPO_ROOT, deep_merge, load_params, parse_params
 from tools.plan.__main__ import main as plan_cli
-from tools.plan.chains import Chain, assign
-from tools.plan.clock import now, run_timed
-from tools.plan.dag import Dag, load_dag, upstream
-from tools.plan.estimate import estimate
+from tools.plan.dag import Chain, Dag, assign, load_dag, upstream
 from tools.plan.measure import measure_key
+from tools.plan.rates import Throughput, estimate, now, parse_given, run_timed, table_path
 from tools.plan.report import build_plan, chain_script
-from tools.plan.throughput import Throughput, parse_given, table_path
 from tools.plan.workload import StepKey, Term, Workload, launcher_processes, workload
 
 PAPER = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())

@@ -5,11 +5,12 @@
 
 * :mod:`.workload`: what one stage computes (dataset sizes, epochs, steps, T, model) as terms
   (count x unit), from its ``cmd`` in dvc.yaml and params.yaml.
-* :mod:`.dag`: the DVC stages, their upstream stages, and which still have to run.
-* :mod:`.throughput`: a device's seconds per unit, measured or given, one JSON file per device.
-* :mod:`.measure`, :mod:`.dvc_cost`: measuring them with the project's own code, and DVC's.
-* :mod:`.estimate`: a stage's seconds; :mod:`.chains`: the chains that can run at once;
-  :mod:`.report`: the plan and its printout.
+* :mod:`.dag`: the DVC stages, their upstream stages, which still have to run, and the chains
+  that can run at once on separate devices.
+* :mod:`.rates`: a device's seconds per unit (measured or given, one JSON file per device, on a
+  wall or CPU clock) and a stage's seconds estimated from them.
+* :mod:`.measure`: measuring those rates with the project's own code, and DVC's own cost.
+* :mod:`.report`: the plan and its printout; ``__main__``: the command line.
 
 Not a DVC stage: nothing in dvc.yaml runs it.
 """

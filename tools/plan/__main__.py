@@ -11,7 +11,7 @@ device's throughput table (``plans/throughput-<device>.json``, written by ``meas
 ``--ips MODEL:T=IMAGES_PER_S`` by hand), the total device-hours, and the independent chains
 (per dataset and seed) with one ``dvc repro`` per device to run them at once.
 ``--clock cpu`` (CPU only) counts CPU seconds instead of wall seconds, in a table of its own
-(:mod:`tools.plan.clock`): it checks the plan on a machine busy with other jobs.
+(:data:`tools.plan.rates.CLOCKS`): it checks the plan on a machine busy with other jobs.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from pathlib import Path
 
 from harness.params import load_params
 
-from .clock import CLOCKS
 from .dag import load_dag
+from .rates import CLOCKS, Throughput, device_name, parse_given, table_path
 from .report import build_plan, print_plan
-from .throughput import Throughput, device_name, parse_given, table_path
 from .workload import workload
 
 
@@ -111,8 +110,7 @@ def measure_main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     import torch
 
-    from .dvc_cost import measure_dvc
-    from .measure import measure_key, measure_processes
+    from .measure import measure_dvc, measure_key, measure_processes
 
     root = args.root.resolve()
     table, path = _table(parser, args)

@@ -1,4 +1,5 @@
-"""Measuring a device with the project's own code, on random inputs of each stage's shape.
+"""Measuring a device with the project's own code, on random inputs of each stage's shape, and
+DVC's own cost per stage, on the clock a table counts in (:data:`tools.plan.rates.CLOCKS`).
 
 * :func:`measure_key`: one step shape. For the engine's networks (``build_network`` from the
   stage's config): training steps as the loop takes them (forward, cross-entropy, backward, SGD),
@@ -13,6 +14,15 @@
   (a study whose own compute is a few curves) and ``pipelines.tables`` (the report of a
   workspace where nothing has run yet: its imports, every table, Fig. 5 and its MLflow run);
   and one CIFAR10-DVS recording simulated and turned into frames (``dspike.data``, in process).
+* :func:`measure_dvc`: DVC's own cost per stage, and how it grows as ``dvc.lock`` fills. Every
+  ``dvc repro`` of a stage reads the pipeline and ``dvc.lock``, checks the stage, runs its
+  command, then hashes and caches its outputs and rewrites ``dvc.lock``; parsing and rewriting
+  the lock dominates once it holds many stages (at smoke scale on this project's CPU: 1.3 s with
+  5 stages locked, 5.0 s with 34). It times ``dvc repro --force --single-item`` of a one-line
+  probe stage added to a scratch copy of the project, first with an empty lock, then with a lock
+  holding an entry for every stage (:func:`synthetic_lock`: their real commands, dependencies,
+  parameters and outputs; placeholder hashes): DVC's cost per stage is ``dvc + dvc_per_locked x
+  (stages in dvc.lock)``.
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,13 +52,18 @@ from dspike.engine import TrainConfig, build_network, build_optimizer, save_chec
 from dspike.fdg import FIRST_LAYER, fdg
 from dspike.surrogate import Rectangular
 from dspike.temperature import update_temperature
-from harness.params import Params, deep_merge
+from harness.params import Params, deep_merge, dvc_value
 from paper.toy_training import evaluate, make_toy, train_toy
 
-from .clock import Clock, now, run_seconds
+from .rates import Clock, now, run_seconds
 from .workload import StepKey
 
-__all__ = ["measure_key", "measure_processes"]
+__all__ = [
+    "measure_dvc",
+    "measure_key",
+    "measure_processes",
+    "synthetic_lock",
+]
 
 
 def _timed(
@@ -198,8 +215,8 @@ def measure_key(
     coords: int = 256,
     clock: Clock = "wall",
 ) -> dict[str, Any]:
-    """The table entry of ``key`` for ``units`` (see :mod:`tools.plan.throughput`), timed
-    on ``clock`` (:mod:`tools.plan.clock`)."""
+    """The table entry of ``key`` for ``units`` (see :mod:`tools.plan.rates`), timed
+    on ``clock`` (:data:`tools.plan.rates.CLOCKS`)."""
     if key.model == "toy_cnn":
         entry = _measure_toy(key, units, clock, steps, warmup)
     else:
@@ -296,3 +313,60 @@ def measure_processes(
         out["startup:report"] = run_seconds(report, root, env, clock)
         out["dvs_recording"] = _dvs_recording_seconds(params, tmp, clock)
     return out
+
+
+PROBE = "plan_probe"
+_HASH = {"hash": "md5", "md5": "0" * 32, "size": 1}
+
+
+def synthetic_lock(root: Path) -> dict[str, Any]:
+    """A ``dvc.lock`` with an entry for every stage of ``root``'s pipeline (placeholder hashes)."""
+    from dvc.repo import Repo
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    stages: dict[str, Any] = {}
+    with Repo(str(root)) as repo:
+        for stage in repo.index.stages:
+            keys = [k for d in stage.deps if hasattr(d, "params") for k in (d.params or [])]
+            plain = [d for d in stage.deps if not hasattr(d, "params")]
+            stages[stage.name] = {
+                "cmd": stage.cmd,
+                "deps": [{"path": d.def_path, **_HASH} for d in plain],
+                "params": {"params.yaml": {k: dvc_value(params, k) for k in keys}},
+                "outs": [{"path": o.def_path, **_HASH} for o in stage.outs],
+            }
+    return {"schema": "2.0", "stages": stages}
+
+
+def _probe_seconds(scratch: Path, dvc: str, clock: Clock, runs: int = 1) -> float:
+    """Seconds (on ``clock``) of ``dvc repro -f --single-item plan_probe`` (its command writes
+    one file), the last of ``runs`` runs."""
+    cmd = [dvc, "repro", "--force", "--single-item", PROBE]
+    for _ in range(runs):
+        seconds = run_seconds(cmd, scratch, None, clock)
+    return seconds
+
+
+def measure_dvc(root: Path, clock: Clock = "wall") -> dict[str, float]:
+    """``dvc`` (a stage's DVC overhead with an empty lock) and ``dvc_per_locked``, on ``clock``."""
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    lock = synthetic_lock(root)
+    with tempfile.TemporaryDirectory(prefix="dspike-plan-dvc-") as tmp:
+        scratch = Path(tmp)
+        for name in ("params.yaml", ".dvcignore"):
+            if (root / name).is_file():
+                shutil.copy(root / name, scratch / name)
+        pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
+        pipeline["stages"][PROBE] = {
+            "cmd": f"'{sys.executable}' -c \"open('probe.txt', 'w').write('1')\"",
+            "deps": ["params.yaml"],
+            "outs": ["probe.txt"],
+        }
+        (scratch / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+        subprocess.run(["git", "init", "-q"], cwd=scratch, check=True)
+        subprocess.run([dvc, "init", "-q"], cwd=scratch, check=True)
+        empty = _probe_seconds(scratch, dvc, clock, runs=2)  # the first warms the file cache
+        (scratch / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+        full = _probe_seconds(scratch, dvc, clock)
+    per_locked = max(0.0, (full - empty) / len(lock["stages"]))
+    return {"dvc": empty, "dvc_per_locked": per_locked}

@@ -9,10 +9,8 @@ import pandas as pd
 
 from harness.params import load_params
 
-from .chains import Split, assign, split_chains
-from .dag import Dag, load_dag
-from .estimate import Estimate, estimate
-from .throughput import FIXED, Throughput
+from .dag import Dag, Split, assign, load_dag, split_chains
+from .rates import FIXED, Estimate, Throughput, estimate
 from .workload import Workload, workload
 
 __all__ = ["Plan", "build_plan", "chain_script", "print_plan", "stage_table"]
