@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from dspike.energy_cost import E_AC, E_MAC, energy
+from dspike.energy import E_AC, E_MAC, energy
 from dspike.io import atomic_write_text, pyplot, save_figure
 
 __all__ = [

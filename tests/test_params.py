@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dspike.data.dvs_frames import FrameOptions
-from dspike.energy_cost import E_AC, E_MAC
+from dspike.energy import E_AC, E_MAC
 from dspike.engine import DataConfig, OptimConfig, RunConfig, SurrogateConfig
 from dspike.spec import NeuronSpec
 from harness.params import REPO_ROOT, ParamsError, deep_merge, load_params, parse_params
