@@ -413,6 +413,10 @@ def _seeds(seeds: tuple[int, ...], key: str) -> None:
     if not seeds or any(seed < 0 for seed in seeds):
         raise ParamsError(f"'{key}' must be a non-empty list of non-negative integer seeds, "
                           f"not {list(seeds)!r}")  # fmt: skip
+    if len(set(seeds)) != len(seeds):
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        raise ParamsError(f"'{key}' names seed {twice[0]} more than once: {list(seeds)!r} "
+                          "(a repeated seed would count one run twice)")  # fmt: skip
 
 
 def parse_params(tree: Mapping[str, Any], file: str = "params.yaml") -> Params:

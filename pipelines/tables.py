@@ -2,8 +2,10 @@
 
     python -m pipelines.tables --metrics DIR --plots DIR --results DIR --manifests DIR --out DIR
 
-reads every training run's ``<metrics>/<run>/seed*.json``, the DVS runs' per-epoch
-``<plots>/dvs_snn_t10/seed*.csv``, the studies' and energy outputs under ``--results``
+reads each training run's ``<metrics>/<run>/seed<S>.json`` for exactly the seeds params.yaml
+names (``seeds``; ``seeds_imagenet`` for ImageNet, ``ablation.seeds`` for Table 5's other eps:
+files of seeds dropped since are not counted), the DVS runs' per-epoch
+``<plots>/dvs_snn_t10/seed<S>.csv``, the studies' and energy outputs under ``--results``
 (``table1/``, ``fig2/``, ``fig3/``, ``energy/``) and the data manifests; writes
 ``<out>/REPORT.md``, ``<out>/tables/*.{csv,md}`` and ``<out>/fig5.png``.
 
@@ -28,6 +30,7 @@ import dataclasses
 import json
 import os
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -49,10 +52,17 @@ TABLE1_CSV, TABLE3_CSV = Path("table1/table1.csv"), Path("energy/table3_ours.csv
 FIGURES = (Path("fig2/fig2.png"), Path("fig3/fig3.png"), Path("energy/fig4.png"))
 
 
-def load_runs(metrics: Path, run: str, select: str) -> list[dict]:
-    """Metrics JSON of every seed of ``run`` (under ``metrics``) that was not skipped."""
+def _seed_files(folder: Path, seeds: Iterable[int], suffix: str) -> list[Path]:
+    """``folder/seed<S><suffix>`` of each of ``seeds`` that exists: exactly the outputs the
+    current params name, never a glob (a seed dropped from params.yaml leaves its files behind,
+    and they must not count)."""
+    return [p for p in (folder / f"seed{s}{suffix}" for s in seeds) if p.is_file()]
+
+
+def load_runs(metrics: Path, run: str, select: str, seeds: Iterable[int]) -> list[dict]:
+    """Metrics JSON of each of ``seeds`` of ``run`` (under ``metrics``) that was not skipped."""
     out = []
-    for path in sorted((metrics / run).glob("seed*.json")):
+    for path in _seed_files(metrics / run, seeds, ".json"):
         m = json.loads(path.read_text())
         if not m.get("skipped"):
             m["acc"] = m["best_acc" if select == "best" else "final_acc"]
@@ -60,18 +70,18 @@ def load_runs(metrics: Path, run: str, select: str) -> list[dict]:
     return out
 
 
-def skip_reason(metrics: Path, run: str) -> str | None:
-    """Why ``run`` did not train (its metrics say ``skipped``), or None."""
-    for path in sorted((metrics / run).glob("seed*.json")):
+def skip_reason(metrics: Path, run: str, seeds: Iterable[int]) -> str | None:
+    """Why ``run`` did not train (the metrics of one of ``seeds`` say ``skipped``), or None."""
+    for path in _seed_files(metrics / run, seeds, ".json"):
         m = json.loads(path.read_text())
         if m.get("skipped"):
             return str(m.get("reason") or "skipped")
     return None
 
 
-def summarise(metrics: Path, run: str, select: str) -> dict:
-    """ours (mean), std (None when n < 2), n for one run name."""
-    accs = [m["acc"] for m in load_runs(metrics, run, select)]
+def summarise(metrics: Path, run: str, select: str, seeds: Iterable[int]) -> dict:
+    """ours (mean), std (None when n < 2), n for one run name over ``seeds``."""
+    accs = [m["acc"] for m in load_runs(metrics, run, select, seeds)]
     return {
         "ours": statistics.fmean(accs) if accs else None,
         "ours_std": statistics.stdev(accs) if len(accs) > 1 else None,
@@ -93,12 +103,17 @@ def _with_diff(df: pd.DataFrame, reported: str = "paper") -> pd.DataFrame:
     return df
 
 
-def table2(reported: dict, select: str, inputs: argparse.Namespace) -> dict[str, pd.DataFrame]:
+def table2(
+    reported: dict, params: Params, select: str, inputs: argparse.Namespace
+) -> dict[str, pd.DataFrame]:
     tables = {}
     for key, rows in reported["table2"].items():
         out = []
         for row in rows:
-            ours = summarise(inputs.metrics, row["stage"], select) if "stage" in row else {}
+            ours = (
+                summarise(inputs.metrics, row["stage"], select, params.seeds)
+                if "stage" in row else {}
+            )  # fmt: skip
             dataset = key if key in DATASETS else "cifar10"
             out.append(
                 {
@@ -165,13 +180,15 @@ def table3(reported: dict, params: Params, inputs: argparse.Namespace) -> pd.Dat
     return df
 
 
-def table4(reported: dict, select: str, inputs: argparse.Namespace) -> pd.DataFrame:
-    rows = []
+def table4(
+    reported: dict, params: Params, select: str, inputs: argparse.Namespace
+) -> pd.DataFrame:
+    rows, seeds = [], params.seeds_imagenet
     for row in reported["table4"]:
-        ours = summarise(inputs.metrics, row["stage"], select) if "stage" in row else {}
+        ours = summarise(inputs.metrics, row["stage"], select, seeds) if "stage" in row else {}
         note = ""
         if "stage" in row and not ours.get("n"):
-            reason = skip_reason(inputs.metrics, row["stage"])
+            reason = skip_reason(inputs.metrics, row["stage"], seeds)
             note = f"not run ({reason})" if reason else "not run yet"
         rows.append(
             {
@@ -194,25 +211,26 @@ def table5(reported: dict, params: Params, select: str, inputs: argparse.Namespa
         for eps in sorted({*params.ablation.epsilons, main_eps}):
             paper = reported["table5"].get(dataset, {}).get(eps)
             run = f"{dataset}_snn_t6" if eps == main_eps else f"{dataset}_snn_t6_eps{eps}"
+            seeds = params.seeds if eps == main_eps else params.ablation.seeds
             rows.append(
                 {
                     "dataset": dataset,
                     "eps": eps,
                     "run": run,
                     "paper": paper,
-                    **summarise(inputs.metrics, run, select),
+                    **summarise(inputs.metrics, run, select, seeds),
                     "data": substitute_note(inputs.manifests, dataset),
                 }
             )
     return _with_diff(pd.DataFrame(rows))
 
 
-def fig5(plots: Path, out: Path) -> pd.DataFrame:
-    """Temperature b per epoch on CIFAR10-DVS, one line per seed (Sec. 5.6)."""
+def fig5(plots: Path, out: Path, seeds: Iterable[int]) -> pd.DataFrame:
+    """Temperature b per epoch on CIFAR10-DVS, one line per seed of ``seeds`` (Sec. 5.6)."""
     plt = pyplot()
 
     runs = plots / "dvs_snn_t10"
-    curves = {p.stem: pd.read_csv(p) for p in sorted(runs.glob("seed*.csv"))}
+    curves = {p.stem: pd.read_csv(p) for p in _seed_files(runs, seeds, ".csv")}
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for seed, df in curves.items():
         ax.plot(df["epoch"], df["temperature"], marker="o", ms=3, label=seed)
@@ -235,11 +253,11 @@ def fig5(plots: Path, out: Path) -> pd.DataFrame:
 def _run(params: Params, args: argparse.Namespace) -> None:
     reported = yaml.safe_load(REPORTED.read_text())
     select = str(params.train.select)
-    tables = {"table1": table1(reported, params, args), **table2(reported, select, args)}
+    tables = {"table1": table1(reported, params, args), **table2(reported, params, select, args)}
     tables["table3"] = table3(reported, params, args)
-    tables["table4"] = table4(reported, select, args)
+    tables["table4"] = table4(reported, params, select, args)
     tables["table5"] = table5(reported, params, select, args)
-    tables["fig5"] = fig5(args.plots, args.out / "fig5.png")
+    tables["fig5"] = fig5(args.plots, args.out / "fig5.png", params.seeds)
     prov = provenance()
     prov["params_hash"] = params_hash(dataclasses.replace(params, file=""))
     scale = params.report.scale

@@ -7,9 +7,10 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
-from harness.params import REPO_ROOT, deep_merge, parse_params
+from harness.params import REPO_ROOT, ParamsError, deep_merge, parse_params
 from paper.markdown import markdown_table, write_table
 from pipelines import tables
 
@@ -99,3 +100,21 @@ def test_the_report_of_a_workspace_where_nothing_ran_names_what_is_missing(tmp_p
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "FINISHED"
     assert str(tmp_path / missing[0]) in run.data.tags["partial"].split("; ")
+
+
+def test_the_report_counts_exactly_the_seeds_params_name(tmp_path: Path) -> None:
+    """Seeds dropped from params.yaml leave their metrics behind; the report must not count
+    them (it once globbed ``seed*.json``), and a seed named twice is an error."""
+    inputs = _inputs(tmp_path)
+    for seed, acc in ((0, 90.0), (1, 92.0), (7, 10.0)):  # seed 7: a run params no longer name
+        path = inputs.metrics / "cifar10_snn_t6" / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f'{{"final_acc": {acc}, "best_acc": {acc}}}')
+    reported = yaml.safe_load(tables.REPORTED.read_text())
+    for seeds, n, mean in (([0, 1], 2, 91.0), ([0], 1, 90.0), ([0, 1, 2], 2, 91.0)):
+        params = parse_params(deep_merge(TREE, {"seeds": seeds}))
+        t2 = tables.table2(reported, params, "final", inputs)["table2_cifar10"]
+        row = t2[(t2["T"] == 6) & t2["ours"].notna()].iloc[0]
+        assert (row["n"], row["ours"]) == (n, mean), seeds
+    with pytest.raises(ParamsError, match="'seeds' names seed 0 more than once"):
+        parse_params(deep_merge(TREE, {"seeds": [0, 0]}))
