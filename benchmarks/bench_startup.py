@@ -93,12 +93,11 @@ emit("done")
 def prepare_workspace(workspace: Path, root: Path = ROOT) -> None:
     """params.yaml = params.yaml + params.smoke.yaml (of ``root``); the CIFAR-10 manifest
     prepared."""
-    from harness.params import deep_merge
+    from harness.params import read_params
 
-    base = yaml.safe_load((root / "params.yaml").read_text())
-    smoke = yaml.safe_load((root / "params.smoke.yaml").read_text())
+    merged = read_params(root / "params.yaml", root / "params.smoke.yaml")
     workspace.mkdir(parents=True, exist_ok=True)
-    (workspace / "params.yaml").write_text(yaml.safe_dump(deep_merge(base, smoke)))
+    (workspace / "params.yaml").write_text(yaml.safe_dump(merged))
     subprocess.run(
         [sys.executable, "-m", "pipelines.prepare", "cifar10", "--out",
          "data/manifests/cifar10.json"],

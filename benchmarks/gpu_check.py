@@ -37,6 +37,7 @@ from compare_frameworks import LABELS, time_variants
 
 from dspike.neurons import compiled_fallbacks, lif
 from dspike.surrogate import Dspike
+from harness.params import read_params
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # Compiled vs eager: float32 sums in another order; bf16 rounds every intermediate as eager does
@@ -77,7 +78,7 @@ def run_stage(device: torch.device, dry: bool, timeout: float) -> tuple:
     with tempfile.TemporaryDirectory(prefix="dspike-gpucheck-") as tmp:
         ws = Path(tmp)
         prepare_workspace(ws)
-        params = yaml.safe_load((ws / "params.yaml").read_text())
+        params = read_params(ws / "params.yaml")
         params["train"]["bf16"] = True
         params["neuron"]["backend"] = "compiled"
         if dry:

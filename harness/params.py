@@ -60,6 +60,7 @@ __all__ = [
     "params_hash",
     "parse_params",
     "provenance",
+    "read_params",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -450,13 +451,16 @@ def parse_params(tree: Mapping[str, Any], file: str = "params.yaml") -> Params:
         raise ParamsError(f"{file}: {err}") from None
 
 
+def read_params(path: str | Path = "params.yaml", overlay: str | Path | None = None) -> dict:
+    """params.yaml as read (a mapping, numbers as DVC reads them), optionally overlaid by
+    another: what a tool that writes a params file of its own starts from."""
+    tree = _read_yaml(Path(path))
+    return tree if overlay is None else deep_merge(tree, _read_yaml(Path(overlay)))
+
+
 def load_params(path: str | Path = "params.yaml", overlay: str | Path | None = None) -> Params:
     """params.yaml (DVC's file, in the working directory), optionally overlaid by another."""
-    path = Path(path)
-    tree = _read_yaml(path)
-    if overlay is not None:
-        tree = deep_merge(tree, _read_yaml(Path(overlay)))
-    return parse_params(tree, str(path))
+    return parse_params(read_params(path, overlay), str(path))
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:

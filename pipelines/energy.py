@@ -39,10 +39,11 @@ def _trained(params: Params, stage: str, seed: int, weights: Path) -> torch.nn.M
 def _run(params: Params, args: argparse.Namespace) -> None:
     seed, ann_stage, snn_stage = (params.energy.seed, params.energy.ann_stage,
                                   params.energy.snn_stage)  # fmt: skip
-    dataset = params.stage(ann_stage).dataset
+    ann_settings = params.stage(ann_stage)
+    dataset = ann_settings.dataset
     info = distributed.setup()
     _, test = build_datasets(params, dataset, info)
-    loader = make_loader(test, params.stage(ann_stage).batch_size, train=False, workers=0)
+    loader = make_loader(test, ann_settings.batch_size, train=False, workers=0)
     ann, snn = (
         _trained(params, stage, seed, weights).to(info.device)
         for stage, weights in ((ann_stage, args.ann), (snn_stage, args.snn))

@@ -52,7 +52,7 @@ from dspike.engine import TrainConfig, build_network, build_optimizer, save_chec
 from dspike.fdg import FIRST_LAYER, fdg
 from dspike.surrogate import Rectangular
 from dspike.temperature import update_temperature
-from harness.params import Params, deep_merge, dvc_value
+from harness.params import Params, deep_merge, dvc_value, read_params
 from paper.toy_training import evaluate, make_toy, train_toy
 
 from .rates import Clock, now, run_seconds
@@ -272,7 +272,7 @@ def measure_processes(
             },
             "stages": {run: {"epochs": 1}},
         }
-        tree = yaml.safe_load(Path(params.file).read_text())  # the file, with the overlay below
+        tree = read_params(params.file)  # the file, with the overlay below
         (tmp / "params.yaml").write_text(yaml.safe_dump(deep_merge(tree, overlay)))
         env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
         py, p = sys.executable, ["--params", str(tmp / "params.yaml")]
@@ -323,7 +323,7 @@ def synthetic_lock(root: Path) -> dict[str, Any]:
     """A ``dvc.lock`` with an entry for every stage of ``root``'s pipeline (placeholder hashes)."""
     from dvc.repo import Repo
 
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = read_params(root / "params.yaml")
     stages: dict[str, Any] = {}
     with Repo(str(root)) as repo:
         for stage in repo.index.stages:
