@@ -7,8 +7,9 @@
    forward spikes and backward ``dL/dc``, in float32 and bfloat16 (Eq. 1-2, Dspike Eq. 12).
 2. ``step``: one SGD step of the spiking ResNet-18 at T=6 for each neuron layer of
    ``benchmarks/compare_frameworks.py`` (dspike eager and compiled, SpikingJelly's LIFNode with
-   its native CUDA/Triton kernels where it imports, snnTorch), the floor (the same graph with
-   no neuron layer) and T x the ANN twin's step.
+   its native CUDA/Triton kernels where it imports and with dspike's surrogate, which it runs
+   through its PyTorch reference loop, snnTorch), the floor (the same graph with no neuron
+   layer) and T x the ANN twin's step.
 3. ``stage``: the real training stage ``pipelines.train cifar10_snn_t6`` at smoke scale with
    ``train.bf16: true`` (autocast) and ``neuron.backend: compiled``, in a fresh workspace.
 
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
     variants = ["dspike-eager", "dspike-compiled", "snntorch", "floor", "ann"]
     if importlib.util.find_spec("spikingjelly") is not None:
-        variants.insert(2, "spikingjelly")
+        # its native kernels, then its reference loop, which it runs for our surrogate
+        variants[2:2] = ["spikingjelly", "spikingjelly-dspike"]
     else:
         rows.append(("step", LABELS["spikingjelly"], "SKIP", "spikingjelly not importable"))
     medians = time_variants(variants, time_steps, batch, width, repeats, warmup, device)

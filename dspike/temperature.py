@@ -30,7 +30,7 @@ not accumulate binary rounding (1.0 + 5 * 0.2 is logged as 2.0).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,13 @@ from .fdg import BNMode, LossFn, cosine_similarity, fdg, surrogate_gradient
 from .neurons import LIF
 from .surrogate import Dspike
 
-__all__ = ["TemperatureUpdate", "dspike_surrogates", "set_temperature", "update_temperature"]
+__all__ = [
+    "TemperatureHolder",
+    "TemperatureUpdate",
+    "dspike_surrogates",
+    "set_temperature",
+    "update_temperature",
+]
 
 
 class TemperatureUpdate(NamedTuple):
@@ -51,18 +57,25 @@ class TemperatureUpdate(NamedTuple):
     previous: float
 
 
-def dspike_surrogates(model: nn.Module) -> list[Dspike]:
+class TemperatureHolder(Protocol):
+    """Anything whose Dspike temperature b can be read and set."""
+
+    temperature: float
+
+
+def dspike_surrogates(model: nn.Module) -> list[TemperatureHolder]:
     """Every distinct Dspike surrogate of the model, in module order.
 
-    That is the ``surrogate`` of each of its LIF neurons, and the ``dspike`` of each module
-    that holds one there: the SpikingJelly and snnTorch surrogates of
-    :mod:`dspike.integrations`, whose temperature is that Dspike's.
+    That is the ``surrogate`` of each of its LIF neurons, and each module that declares itself
+    one with a class attribute ``is_dspike_surrogate = True``: the SpikingJelly and snnTorch
+    surrogates of :mod:`dspike.integrations`, whose ``temperature`` is their buffer ``b``.
     """
-    found: dict[int, Dspike] = {}
+    found: dict[int, TemperatureHolder] = {}
     for m in model.modules():
-        for s in (m.surrogate if isinstance(m, LIF) else None, getattr(m, "dspike", None)):
-            if isinstance(s, Dspike):
-                found.setdefault(id(s), s)
+        if isinstance(m, LIF) and isinstance(m.surrogate, Dspike):
+            found.setdefault(id(m.surrogate), m.surrogate)
+        elif getattr(type(m), "is_dspike_surrogate", False):
+            found.setdefault(id(m), m)  # type: ignore[arg-type]
     return list(found.values())
 
 

@@ -58,12 +58,12 @@ def _assert_same(ours, theirs, c: torch.Tensor) -> None:
 def test_surrogates_equal_ours_on_their_own(b: float) -> None:
     v = torch.linspace(-1.0, 1.0, 401, dtype=torch.float64)
     ours = _spikes_and_grad(lambda x: spike(x, Dspike(b)), v.clone().requires_grad_())
-    for theirs in (sj_dspike.Dspike(b), st_dspike.Dspike(b)):
+    for theirs in (sj_dspike.Dspike(b, v_threshold=0.5), st_dspike.Dspike(b, v_threshold=0.5)):
         got = _spikes_and_grad(theirs, v.clone().requires_grad_())
         assert torch.equal(got[0], ours[0])
         torch.testing.assert_close(got[1], ours[1], rtol=1e-15, atol=0)
     # SpikingJelly's primitive mode is Eq. (12) itself.
-    relaxed = sj_dspike.Dspike(b, spiking=False)
+    relaxed = sj_dspike.Dspike(b, spiking=False, v_threshold=0.5)
     torch.testing.assert_close(relaxed(v), Dspike(b).primitive(v), rtol=0, atol=0)
 
 
@@ -73,7 +73,7 @@ def test_spikingjelly_builtin_dspike_has_the_same_backward() -> None:
 
     v = torch.linspace(-1.0, 1.0, 400, dtype=torch.float64)
     theirs = _spikes_and_grad(DSpike(alpha=3.0), v.clone().requires_grad_())
-    ours = _spikes_and_grad(sj_dspike.Dspike(3.0), v.clone().requires_grad_())
+    ours = _spikes_and_grad(sj_dspike.Dspike(3.0, v_threshold=0.5), v.clone().requires_grad_())
     assert torch.equal(theirs[0], ours[0])
     torch.testing.assert_close(theirs[1], ours[1], rtol=1e-12, atol=0)
 
@@ -277,9 +277,9 @@ def test_first_layer_is_the_first_conv_or_linear() -> None:
 
 
 def test_temperature_is_settable_and_checked() -> None:
-    for sg in (sj_dspike.Dspike(1.0), st_dspike.Dspike(1.0)):
+    for sg in (sj_dspike.Dspike(1.0, v_threshold=0.5), st_dspike.Dspike(1.0, v_threshold=0.5)):
         sg.temperature = 2.5
-        assert sg.dspike.temperature == 2.5
+        assert sg.b.item() == 2.5 and sg.b.dtype == torch.float64
         with pytest.raises(ValueError, match="temperature"):
             sg.temperature = 0.0
     assert "temperature=2.5" in repr(sg)

@@ -8,6 +8,10 @@
   any ``nn.Module`` holding Dspike surrogates. :func:`dspike.fdg.fdg` (Eq. 10) and
   :func:`dspike.temperature.update_temperature` take such models directly.
 
+Both surrogates (:mod:`dspike.integrations.base`) keep b in ``state_dict``, work under
+``torch.compile`` when b changes between calls, follow their neuron's threshold and fire in
+their framework's convention.
+
 Importing this package imports neither framework; each submodule imports its own and, where it
 is missing, raises an ImportError that names the extra to install (``dspike[spikingjelly]``,
 ``dspike[snntorch]``).
@@ -19,7 +23,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..surrogate import Dspike
     from .adaptive import AdaptiveTemperature
 
 __all__ = ["AdaptiveTemperature"]
@@ -31,22 +34,6 @@ def _missing(name: str) -> str:
         f"dspike.integrations.{name} needs {name}, an optional dependency: "
         f"pip install 'dspike[{name}]'"
     )
-
-
-class _HoldsDspike:
-    """A framework's surrogate holding a :class:`dspike.surrogate.Dspike` as ``dspike``, where
-    :func:`dspike.temperature.set_temperature` and Algorithm 1 find it; ``temperature`` is its."""
-
-    dspike: Dspike
-
-    @property
-    def temperature(self) -> float:
-        """The temperature b of Eq. (12)."""
-        return self.dspike.temperature
-
-    @temperature.setter
-    def temperature(self, value: float) -> None:
-        self.dspike.temperature = value
 
 
 def __getattr__(name: str) -> Any:
