@@ -301,3 +301,20 @@ def test_gradient_of_a_compiled_sj_model_still_matches_its_loss() -> None:
             opt.step()
     for p, q in zip(model.parameters(), eager.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+
+
+def test_thresholds_the_window_cannot_follow_are_named() -> None:
+    """A SpikingJelly tensor threshold is laid out by its neuron class (MPBNLIFNode views (C,) as
+    (1, C, 1, 1)); a module without the framework's threshold attribute names itself."""
+    node = sj_neuron.IFNode(surrogate_function=sj_dspike.Dspike())
+    node.v_threshold = torch.tensor([0.5, 1.0, 2.0])
+    with pytest.raises(ValueError, match=r"IFNode whose v_threshold is a tensor of shape \(3,\)"):
+        node(torch.rand(2, 3))
+
+    class Custom(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sg = st_dspike.Dspike()
+
+    with pytest.raises(ValueError, match=r"Custom has no 'threshold': pass it"):
+        Custom().sg(torch.zeros(3))

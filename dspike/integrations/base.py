@@ -89,15 +89,18 @@ def _describe(threshold: Threshold) -> str:
 class DspikeModule(nn.Module):
     """Base of ``dspike.integrations.{spikingjelly,snntorch}.Dspike`` (see the module docstring).
 
-    Subclasses set ``framework``, ``threshold_attr`` (the neuron attribute holding V_th) and
-    ``fires_at_threshold``. :func:`dspike.temperature.dspike_surrogates` finds every instance in a
-    model (``is_dspike_surrogate``) and sets its :attr:`temperature`.
+    Subclasses set ``framework``, ``threshold_attr`` (the neuron attribute holding V_th),
+    ``fires_at_threshold`` and ``per_neuron_thresholds`` (whether a tensor threshold is laid
+    out as the potential, so that the window can follow it element by element).
+    :func:`dspike.temperature.dspike_surrogates` finds every instance in a model
+    (``is_dspike_surrogate``) and sets its :attr:`temperature`.
     """
 
     is_dspike_surrogate: ClassVar[bool] = True
     framework: ClassVar[str]
     threshold_attr: ClassVar[str]
     fires_at_threshold: ClassVar[bool] = False
+    per_neuron_thresholds: ClassVar[bool] = True  # a tensor threshold broadcasts against v
 
     b: torch.Tensor
 
@@ -129,12 +132,26 @@ class DspikeModule(nn.Module):
             return self._v_threshold
         neurons = self._threshold_neurons()
         if not neurons:
+            where = (
+                f"{type(self.neurons[0]).__name__} has no '{self.threshold_attr}'"
+                if self.neurons else "it is in none"
+            )  # fmt: skip
             raise ValueError(
                 f"{self._name()}() takes the threshold of the {self.framework} neuron it is "
-                "given to, and it is in none: pass it, e.g. Dspike(1.0, v_threshold=1.0)"
+                f"given to ('{self.threshold_attr}'), and {where}: pass it, e.g. "
+                "Dspike(1.0, v_threshold=1.0)"
             )
         threshold = getattr(neurons[0], self.threshold_attr)
-        return threshold.detach() if isinstance(threshold, torch.Tensor) else float(threshold)
+        if not isinstance(threshold, torch.Tensor):
+            return float(threshold)
+        if threshold.numel() > 1 and not self.per_neuron_thresholds:
+            raise ValueError(
+                f"{self._name()} serves a {type(neurons[0]).__name__} whose "
+                f"{self.threshold_attr} is a tensor of shape {tuple(threshold.shape)}: "
+                f"{self.framework} lays such thresholds out per neuron class, which the "
+                "window cannot follow; give the neuron a scalar threshold"
+            )
+        return threshold.detach()
 
     def spike(self, v: torch.Tensor) -> torch.Tensor:
         """The Dspike spike of ``v = u - V_th`` in this framework's firing convention."""

@@ -62,6 +62,7 @@ class Dspike(DspikeModule, SurrogateFunctionBase):
     framework = "SpikingJelly"
     threshold_attr = "v_threshold"
     fires_at_threshold = True
+    per_neuron_thresholds = False  # e.g. MPBNLIFNode reshapes its (C,) threshold to (1, C, 1, 1)
 
     def __init__(
         self, temperature: float = 1.0, spiking: bool = True, v_threshold: float | None = None
