@@ -250,13 +250,36 @@ class Fig3Params:
 
 
 @dataclass(frozen=True)
+class SurrogateChoiceParams:
+    """One entry of ``studies.surrogates.list``: a surrogate of a framework, its options."""
+
+    framework: Literal["dspike", "spikingjelly", "snntorch"]
+    name: str
+    options: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SurrogatesParams:
+    """``studies.surrogates``: Fig. 2's measure and Table 1's protocol for many surrogates."""
+
+    epochs: int
+    iterations: int
+    epsilons: tuple[float, ...]
+    seeds: tuple[int, ...]
+    test_size: int
+    finite_limit: float
+    list: tuple[SurrogateChoiceParams, ...]
+
+
+@dataclass(frozen=True)
 class StudiesParams:
-    """``studies``: the toy-CNN studies (Sec. 4) and Fig. 3."""
+    """``studies``: the toy-CNN studies (Sec. 4), Fig. 3 and the surrogates study."""
 
     toy: ToyParams
     fig2: Fig2Params
     table1: Table1Params
     fig3: Fig3Params
+    surrogates: SurrogatesParams
 
 
 @dataclass(frozen=True)
@@ -446,6 +469,7 @@ def parse_params(tree: Mapping[str, Any], file: str = "params.yaml") -> Params:
         _seeds(params.seeds, "seeds")
         _seeds(params.seeds_imagenet, "seeds_imagenet")
         _seeds(params.ablation.seeds, "ablation.seeds")
+        _seeds(params.studies.surrogates.seeds, "studies.surrogates.seeds")
         return params
     except ParamsError as err:
         raise ParamsError(f"{file}: {err}") from None

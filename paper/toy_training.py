@@ -103,8 +103,12 @@ def train_toy(
     seed: int = 0,
     callback: Callable[[Iteration], None] | None = None,
     chunk_size: int | None = None,
+    epoch_start: Callable[[int, ToyCNN], None] | None = None,
 ) -> pd.DataFrame:
-    """Train in place; one row per epoch: ``epoch, loss`` (mean train loss), ``lr``, ``seconds``."""
+    """Train in place; one row per epoch: ``epoch, loss`` (mean train loss), ``lr``, ``seconds``.
+
+    ``epoch_start(epoch, model)`` runs before each epoch's first iteration (Algorithm 1's place).
+    """
     if gradient not in ("autograd", "fdg"):
         raise ValueError(f"gradient must be 'autograd' or 'fdg', got {gradient!r}")
     if epochs < 1:
@@ -119,6 +123,8 @@ def train_toy(
     )
     rows = []
     for epoch in range(epochs):
+        if epoch_start is not None:
+            epoch_start(epoch, model)
         model.train()
         start, losses, lr_now = time.perf_counter(), [], schedule.get_last_lr()[0]
         for i, (x, y) in enumerate(loader):

@@ -6,7 +6,7 @@ reads each training run's ``<metrics>/<run>/seed<S>.json`` for exactly the seeds
 names (``seeds``; ``seeds_imagenet`` for ImageNet, ``ablation.seeds`` for Table 5's other eps:
 files of seeds dropped since are not counted), the DVS runs' per-epoch
 ``<plots>/dvs_snn_t10/seed<S>.csv``, the studies' and energy outputs under ``--results``
-(``table1/``, ``fig2/``, ``fig3/``, ``energy/``) and the data manifests; writes
+(``table1/``, ``fig2/``, ``fig3/``, ``energy/``, ``surrogates/``) and the data manifests; writes
 ``<out>/REPORT.md``, ``<out>/tables/*.{csv,md}`` and ``<out>/fig5.png``.
 
 Run by hand while the DAG is still running (with an ``--out`` of its own: DVC owns
@@ -49,6 +49,7 @@ from paper.markdown import write_table
 REPORTED = Path(paper.__file__).with_name("reported.yaml")
 # what the studies and the energy stage write under --results
 TABLE1_CSV, TABLE3_CSV = Path("table1/table1.csv"), Path("energy/table3_ours.csv")
+SURROGATES = Path("surrogates")
 FIGURES = (Path("fig2/fig2.png"), Path("fig3/fig3.png"), Path("energy/fig4.png"))
 
 
@@ -250,6 +251,24 @@ def fig5(plots: Path, out: Path, seeds: Iterable[int]) -> pd.DataFrame:
     return pd.concat([df.assign(seed=s) for s, df in curves.items()], ignore_index=True)
 
 
+def beyond_the_paper(folder: Path, out: Path) -> list[str]:
+    """REPORT.md's last section: the surrogates study's table (with its note) and figure."""
+    table, figure = folder / "surrogates.md", folder / "surrogates.png"
+    sections = [
+        "## Beyond the paper: how close is each framework's surrogate gradient to the FDG?\n",
+        "Fig. 2's measure (cosine similarity of the first layer's gradient with the FDG, Eq. 10, "
+        "in the first iterations of each epoch) and Table 1's protocol (toy CNN on MNIST) for "
+        "dspike's, SpikingJelly's and snnTorch's surrogates at their defaults, the threshold "
+        "matched (`paper/surrogates.py`); `finite_*`: the gradient stays finite for "
+        "potentials up to `studies.surrogates.finite_limit`. The FDG is itself an estimate "
+        "that depends on eps.\n",
+    ]
+    if not table.is_file():
+        return [*sections, _not_run(table) + "\n"]
+    rel = os.path.relpath(figure, out)
+    return [*sections, table.read_text(), f"![surrogates]({rel})\n"]
+
+
 def _run(params: Params, args: argparse.Namespace) -> None:
     reported = yaml.safe_load(REPORTED.read_text())
     select = str(params.train.select)
@@ -277,13 +296,16 @@ def _run(params: Params, args: argparse.Namespace) -> None:
             sections.append(f"![{figure.stem}]({os.path.relpath(figure, args.out)})\n")
         else:
             sections.append(f"{figure.stem}: {_not_run(figure)}\n")
+    sections += beyond_the_paper(args.results / SURROGATES, args.out)
     report = args.out / "REPORT.md"
     atomic_write_text(report, "\n".join(sections))
     print(f"report: {report.resolve()}")
     # One run per pipeline execution: the report, every table and every figure, laid out as in
     # results/ so REPORT.md's links resolve in the run's artifact view too.
-    studies = {name: args.results / name for name in ("fig2", "fig3", "table1", "energy")}
-    outputs = [args.results / TABLE1_CSV, args.results / TABLE3_CSV, *figures]
+    names = ("fig2", "fig3", "table1", "energy", "surrogates")
+    studies = {name: args.results / name for name in names}
+    outputs = [args.results / TABLE1_CSV, args.results / TABLE3_CSV, *figures,
+               args.results / SURROGATES / "surrogates.md"]
     missing = [str(path) for path in outputs if not path.is_file()]
     if tables["fig5"].empty:
         missing.append(str(args.plots / "dvs_snn_t10" / "seed*.csv"))
@@ -302,7 +324,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="input: metrics/ of the runs")
     parser.add_argument("--plots", type=Path, required=True, help="input: plots/ of the runs")
     parser.add_argument(
-        "--results", type=Path, required=True, help="input: table1/, fig2/, fig3/, energy/ dirs"
+        "--results", type=Path, required=True,
+        help="input: table1/, fig2/, fig3/, energy/, surrogates/ dirs",
     )
     parser.add_argument("--manifests", type=Path, required=True, help="input: data manifests dir")
     parser.add_argument("--out", type=Path, required=True, help="output directory")

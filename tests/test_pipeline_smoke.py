@@ -35,8 +35,10 @@ CI_OVERLAY = {
     "ablation": {"datasets": ["cifar10"], "epsilons": [0.05], "seeds": [0]},
     "train": {"max_train_samples": 96, "max_test_samples": 64},
     "stages": {"cifar10_ann": {"epochs": 1}, "dvs_snn_t10": {"epochs": 2}},
-    "studies": {"toy": {"train_size": 256}, "fig2": {"epochs": 2, "iterations": 2}},
-}
+    "studies": {"toy": {"train_size": 256}, "fig2": {"epochs": 2, "iterations": 2},
+                "surrogates": {"epochs": 1, "iterations": 1, "epsilons": [0.1], "seeds": [0],
+                               "test_size": 100}},
+}  # fmt: skip
 UP_TO_DATE = "Data and pipelines are up to date."
 
 
@@ -128,8 +130,13 @@ def test_every_table_and_figure_exists_with_sane_values(smoke):
     assert "Provenance: scale=SMOKE" in report and "git_commit=" in report
     assert "inferred from the paper's Table 3" in report and "printed 1.03J" in report
     assert "SUBSET: 2,000 bundled CIFAR-10 images" in t2.loc[t2["ours"].notna(), "data"].iloc[0]
-    for link in ("../fig2/fig2.png", "../fig3/fig3.png", "../energy/fig4.png", "fig5.png"):
+    for link in ("../fig2/fig2.png", "../fig3/fig3.png", "../energy/fig4.png", "fig5.png",
+                 "../surrogates/surrogates.png"):
         assert f"({link})" in report
+    listed = yaml.safe_load((ws / "params.yaml").read_text())["studies"]["surrogates"]["list"]
+    beyond = report[report.index("## Beyond the paper"):]
+    assert all(f"| {c['framework']} |" in beyond for c in listed)
+    assert len(pd.read_csv(ws / "results" / "surrogates" / "surrogates.csv")) == len(listed)
     assert "not run yet" not in report  # every output the report reads is where it looks
 
 
@@ -166,7 +173,7 @@ def test_mlflow_holds_one_run_per_training_stage(smoke):
             assert {"curves.png", "weights", "metrics"} <= listed, (name, listed)
     studies = {r.data.tags["stage"] for r in client.search_runs(
         [client.get_experiment_by_name("smoke/studies").experiment_id])}  # fmt: skip
-    assert studies == {"fig2", "fig3", "table1"}
+    assert studies == {"fig2", "fig3", "table1", "surrogates"}
     (report,) = client.search_runs([client.get_experiment_by_name("smoke/report").experiment_id])
     listed = {a.path for a in client.list_artifacts(report.info.run_id, "report")}
     assert {"report/REPORT.md", "report/fig5.png", "report/tables"} <= listed
@@ -216,15 +223,16 @@ def test_editing_a_module_invalidates_exactly_the_stages_that_import_it(smoke):
     with _touched(ws / "paper" / "fig3.py"):
         assert _stale(ws, env) == {"fig3"}
     with _touched(ws / "paper" / "toy_training.py"):
-        assert _stale(ws, env) == {"fig2", "table1"}
+        assert _stale(ws, env) == {"fig2", "table1", "surrogates"}
     with _touched(ws / "pipelines" / "train.py"):
         stale = _stale(ws, env)
-    assert "snn_t6@cifar10-0" in stale and not {"fig2", "table1", "fig3"} & stale, stale
+    assert "snn_t6@cifar10-0" in stale and not {"fig2", "table1", "fig3", "surrogates"} & stale
     with _touched(ws / "dspike" / "integrations" / "snntorch.py"):
         assert UP_TO_DATE in _dvc(ws, "status", env=env).stdout  # .dvcignore: no stage uses it
     with _touched(ws / "dspike" / "neurons.py"):
         stale = _stale(ws, env)
-    spiking = {"fig2", "table1", "energy", "ablation@cifar10-0.05-0", "dvs_snn_t10@0"}
+    spiking = {"fig2", "table1", "surrogates", "energy", "ablation@cifar10-0.05-0",
+               "dvs_snn_t10@0"}
     spiking |= {f"{s}@cifar10-{seed}" for s in ("snn_t6", "tit_t4", "tit_t2") for seed in (0, 1)}
     assert spiking <= stale
     assert not {s for s in stale if s.startswith(("fig3", "prepare"))}, stale

@@ -57,7 +57,7 @@ def test_paper_scale_plan_without_data(tmp_path, capsys):
     root = _project(tmp_path / "paper", PAPER)
     plan_cli(["--root", str(root), "--device", "cpu"])
     out = capsys.readouterr().out
-    assert "60 of 60 stages to run" in out and "Measure them: python -m tools.plan" in out
+    assert "61 of 61 stages to run" in out and "Measure them: python -m tools.plan" in out
     works = _works(root)
     snn = works["snn_t6@cifar10-0"]
     assert (snn.train_images, snn.test_images, snn.epochs, snn.batch) == (50_000, 10_000, 300, 128)
@@ -195,6 +195,8 @@ def test_chains_of_the_smoke_dag_are_independent_per_dataset_and_seed(smoke):
     assert lines[1].startswith("dvc repro prepare") and lines[-1] == "dvc repro tables"
     parallel = [line for line in lines if line.startswith("CUDA_VISIBLE_DEVICES=")]
     assert len(parallel) == 2 and all("dvc --wait-for-lock repro" in p for p in parallel)
+    assert total <= plan.seconds(plan.order)
+    _, total = chain_script(plan)  # one device per chain: faster than one after another
     assert total < plan.seconds(plan.order)
 
 

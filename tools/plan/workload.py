@@ -224,9 +224,10 @@ def toy_key(params: Params, mode: str) -> StepKey:
 
 def _study(stage: str, params: Params) -> Workload:
     """fig2: each mode trained, FDG at every eps in its first ``iterations`` iterations per
-    epoch; table1: one rectangular-SG run and one FDG-trained run per eps, each evaluated."""
+    epoch; table1: one rectangular-SG run and one FDG-trained run per eps, each evaluated;
+    surrogates: one run per surrogate and seed, each evaluated, fig2's FDG on the first seed."""
     terms = [Term("startup:study", None, 1)]
-    if stage not in ("fig2", "table1"):
+    if stage not in ("fig2", "table1", "surrogates"):
         return Workload(stage=stage, kind="study", terms=tuple(terms), note="start-up only")
     full_train, test = split_sizes(params, "mnist", capped=False)
     size = params.studies.toy.train_size
@@ -244,6 +245,16 @@ def _study(stage: str, params: Params) -> Workload:
                 Term("warmup", key, 1),
                 Term("fdg", key, epochs * compared * eps),
             ]
+    elif stage == "surrogates":  # one run per surrogate and seed; the FDG on the first seed
+        surrogates, key = len(cfg.list), toy_key(params, "snn")
+        runs, compared = surrogates * len(cfg.seeds), min(cfg.iterations, per_epoch)
+        test = min(cfg.test_size, test) if cfg.test_size else test
+        terms += [
+            Term("train", key, runs * epochs * train),
+            Term("warmup", key, runs),
+            Term("fdg", key, surrogates * epochs * compared * eps),
+            Term("eval", key, runs * test),
+        ]
     else:
         key, runs = toy_key(params, "snn"), 1 + eps
         terms += [
