@@ -44,7 +44,8 @@ def stage_main(
     ``dspike.data.DatasetNotFoundError`` is), another OS error on a named file, or a bad value
     (``ValueError``, which ``dspike.data.CorruptDataError`` and ``dspike.engine.ConfigError``
     are) ends the stage with one line naming it and exit status 2, instead of a traceback wall;
-    outputs already written stay (they are written atomically).
+    outputs already written stay (they are written atomically). Ctrl-C (``KeyboardInterrupt``)
+    outside a training loop, which checkpoints instead, is one line and exit status 130.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -63,6 +64,10 @@ def stage_main(
         fail(err)
     except OSError as err:  # a missing file, a data root that is a file, an unwritable output
         fail(f"{err.filename}: {err.strerror}" if err.filename and err.strerror else err)
+    except KeyboardInterrupt:
+        print("stopped: SIGINT (Ctrl-C); outputs written so far are whole (each is written "
+              "atomically); run the same command again", file=sys.stderr)  # fmt: skip
+        raise SystemExit(130) from None
 
 
 def fail(err: object, status: int = 2) -> NoReturn:

@@ -7,6 +7,7 @@ back every output of the last good run (they are all cached).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -186,3 +187,48 @@ def test_killing_only_dvc_then_rerunning_does_not_train_twice(ws):
     while _alive(orphan) and time.monotonic() < deadline:
         time.sleep(0.5)
     dvc(ws, "repro", "-s", "a")  # once it is gone, the stage runs
+
+
+def test_ctrl_c_under_dvc_keeps_the_epoch_and_the_orphaned_checkpoint_goes_when_its_run_is_done(
+    ws,
+):
+    """Ctrl-C (SIGINT to ``dvc repro``'s process group) mid-epoch: the stage checkpoints, says so
+    in one line and exits 130. A plain ``dvc repro`` then restores the outputs from DVC's run
+    cache without running the stage, so the checkpoint folder is left behind; the next training
+    run that completes removes it (its run's outputs are in place), and nothing else."""
+    write_params(ws, deep_merge(deep_merge(PARAMS, SLOW), {"stages": {"a": {"epochs": 3}}}))
+    dvc(ws, "repro", "-s", "a")  # the run DVC's run cache keeps
+    good = snapshot(ws, *OUTPUTS)
+    checkpoints = ws / "checkpoints" / "a"
+    log = ws.parent / "interrupted-repro.log"
+    with open(log, "w") as out:
+        first = subprocess.Popen([*DVC, "repro", "-f", "-s", "a"], cwd=ws,
+                                 env=env(ws, DVC_NO_ANALYTICS="1"), stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    _lock_holder(first, checkpoints)
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("seed0-*/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # epoch 1 is done: epochs 2 and 3 are under way
+    os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    assert first.wait(timeout=120) != 0
+    said = log.read_text()
+    stopped = [line for line in said.splitlines() if line.startswith("stopped: ")]
+    assert len(stopped) == 1 and "SIGINT" in stopped[0] and "Traceback" not in said, said
+    assert "130" in said, said  # DVC reports the command's exit status
+    (orphan,) = checkpoints.glob("seed0-*")
+    assert (orphan / "last.pt").is_file()
+
+    restored = dvc(ws, "repro", "-s", "a")
+    assert "is cached - skipping run" in restored.stdout, restored.stdout  # DVC's run cache
+    assert snapshot(ws, *OUTPUTS) == good and orphan.is_dir()
+    other = checkpoints.parent / "c" / "seed0-0123456789ab"  # another run's, not done: kept
+    other.mkdir(parents=True)
+    (other / "key.json").write_text(json.dumps(
+        {"params_hash": "x", "code": "y", "metrics": str(ws / "metrics/a.json")}))  # fmt: skip
+
+    train_b = [sys.executable, "-m", "pipelines.train", *train_argv("b")[1:]]
+    done = subprocess.run(train_b, cwd=ws, env=env(ws), capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not orphan.exists() and other.is_dir()
+    assert f"checkpoint {orphan.relative_to(ws)}: its run's outputs" in done.stdout, done.stdout
