@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from dspike.data.errors import DatasetNotFoundError
+from dspike.io import DiskFullError, is_disk_full
 
 from .params import ParamsError, load_params
 
@@ -44,8 +45,10 @@ def stage_main(
     ``dspike.data.DatasetNotFoundError`` is), another OS error on a named file, or a bad value
     (``ValueError``, which ``dspike.data.CorruptDataError`` and ``dspike.engine.ConfigError``
     are) ends the stage with one line naming it and exit status 2, instead of a traceback wall;
-    outputs already written stay (they are written atomically). Ctrl-C (``KeyboardInterrupt``)
-    outside a training loop, which checkpoints instead, is one line and exit status 130.
+    outputs already written stay (they are written atomically). A write that finds no room is
+    one line naming the file system and the space needed, exit status 1. Ctrl-C
+    (``KeyboardInterrupt``) outside a training loop, which checkpoints instead, is one line and
+    exit status 130.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -63,6 +66,9 @@ def stage_main(
     except (ParamsError, ValueError) as err:
         fail(err)
     except OSError as err:  # a missing file, a data root that is a file, an unwritable output
+        if is_disk_full(err):  # no room: one line naming the file system, exit status 1
+            full = err if isinstance(err, DiskFullError) else None
+            fail(full or DiskFullError(err, err.filename or "."), status=1)
         fail(f"{err.filename}: {err.strerror}" if err.filename and err.strerror else err)
     except KeyboardInterrupt:
         print("stopped: SIGINT (Ctrl-C); outputs written so far are whole (each is written "
