@@ -20,7 +20,10 @@ names every file; the stage writes, each atomically:
 * ``<train.checkpoint_dir>/<variant>/seed<S>-<key>/last.pt`` while it runs: the same command
   resumes it; it is deleted once the outputs are written. SIGTERM or SIGINT (Ctrl-C) checkpoints
   mid-epoch and exits 143 or 130 with one line; a folder whose run's outputs DVC restored from
-  its run cache meanwhile is removed when the next training run completes.
+  its run cache meanwhile is removed when the next training run completes. If params this run
+  read changed in params.yaml while it trained, it writes no outputs and keeps the checkpoint
+  (one ``error:`` line naming the keys, exit status 1): with the values put back, the same
+  command writes the outputs from it without training again.
 
 The MLflow run (:mod:`harness.tracking`) gets the config as params, every epoch's metrics, the
 dataset (``--manifest``) as its inputs, and as artifacts the plots CSV, the metrics JSON, a
@@ -58,7 +61,7 @@ from dspike.engine import (
 )
 from dspike.io import check_writable
 from harness.cli import fail, stage_main
-from harness.params import Params, ParamsError, check_stage_name
+from harness.params import Params, ParamsError, check_stage_name, check_unchanged
 from harness.tracking import MLflowTracker
 from harness.train_config import config_and_keys, named_by, run_hash, variant_name
 from harness.train_data import build_datasets
@@ -146,6 +149,7 @@ def _finish(
     """Rank 0 after training: the outputs as one set, then the MLflow artifacts; checkpoint
     folders of runs whose outputs are in place (this one's, and orphans) are removed."""
     digest, code = keys
+    check_unchanged(params, f"; no output is written and its checkpoint {checkpoint_dir} is kept")
     stage, seed, variant = args.stage, args.seed, variant_name(args.stage, args.epsilon)
     if tracker is not None:  # a run created late, after an outage at the start
         result.run_id = tracker.run_id
