@@ -232,3 +232,74 @@ def test_ctrl_c_under_dvc_keeps_the_epoch_and_the_orphaned_checkpoint_goes_when_
     assert done.returncode == 0, done.stderr
     assert not orphan.exists() and other.is_dir()
     assert f"checkpoint {orphan.relative_to(ws)}: its run's outputs" in done.stdout, done.stdout
+
+
+def _git_project(ws: Path) -> dict[str, str]:
+    """``ws`` as a git repository with its code, params, pipeline and manifest committed (DVC
+    experiments need a commit); the environment for DVC there, MLflow at its default store."""
+    (ws / ".gitignore").write_text("mlflow.db\nmlartifacts/\n.mlflow-pending/\ncheckpoints/\n"
+                                   "__pycache__/\n*.pyc\n")  # fmt: skip
+    run_env = {k: v for k, v in env(ws, DVC_NO_ANALYTICS="1").items()
+               if k != "MLFLOW_TRACKING_URI"}  # fmt: skip
+    run_env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+                   GIT_COMMITTER_EMAIL="t@t")  # fmt: skip
+    # DVC's queue workers start `dvc` by name: this interpreter's
+    run_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{run_env.get('PATH', '')}"
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "base"]):
+        subprocess.run(cmd, cwd=ws, env=run_env, check=True, capture_output=True)
+    return run_env
+
+
+def test_queued_experiments_on_two_workers_log_to_the_workspace_store(ws):
+    """``dvc exp run --queue`` twice, then ``dvc queue start -j 2``: each experiment runs in a
+    temporary copy under .dvc/tmp/exps/, yet its MLflow run reaches the workspace's own
+    ``mlflow.db`` (the store plain ``dvc repro`` uses, MLFLOW_TRACKING_URI unset), tagged with
+    the experiment's name, so ``dvc exp show`` and MLflow list the same experiments."""
+    shutil.rmtree(ws / ".dvc")  # the project was made without git: make it again with it
+    (ws / "dvc.lock").unlink(missing_ok=True)
+    for folder in (*OUTPUTS, "results"):  # DVC's outputs, never git's
+        shutil.rmtree(ws / folder, ignore_errors=True)
+    run_env = _git_project(ws)
+
+    def dvc_git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([*DVC, *args], cwd=ws, env=run_env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert not check or done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    dvc_git("init", "-q")
+    dvc_git("repro")
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "dvc"]):
+        subprocess.run(cmd, cwd=ws, env=run_env, check=True, capture_output=True)
+    store = f"sqlite:///{ws / 'mlflow.db'}"
+    from mlflow import MlflowClient
+
+    before = {r.info.run_id for r in MlflowClient(store).search_runs(
+        [e.experiment_id for e in MlflowClient(store).search_experiments()])}  # fmt: skip
+    for lr in ("0.07", "0.08"):
+        dvc_git("exp", "run", "--queue", "-S", f"stages.a.lr={lr}", "a")
+    try:
+        dvc_git("queue", "start", "-j", "2")
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            status = dvc_git("queue", "status").stdout
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(2)
+    finally:
+        dvc_git("queue", "stop", "--kill", check=False)  # the idle workers (and any task left)
+    assert "Success" in status and "Failed" not in status, status
+    shown = json.loads(dvc_git("exp", "show", "--json").stdout)
+    names = set()
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            names.add(exp["name"])
+    assert len(names) == 2, shown
+
+    client = MlflowClient(store)
+    runs = [r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])
+            if r.info.run_id not in before]  # fmt: skip
+    assert {r.data.tags.get("dvc_exp") for r in runs} == names, [r.data.tags for r in runs]
+    assert {r.data.params["optim.lr"] for r in runs} == {"0.07", "0.08"}
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert not list((ws / ".dvc" / "tmp").rglob("mlflow.db"))
