@@ -293,8 +293,9 @@ class Params:
     is where it was read (for messages), not a key.
 
     Loaded by :func:`load_params`, it remembers the file as read and which keys the stage
-    read (a section, or ``stages.<name>`` and ``models.<name>`` through :meth:`stage` and
-    :meth:`model_options`), so that :func:`check_unchanged` can tell whether they still hold."""
+    read (each field read, at any depth: ``studies.fig3.temperatures``; ``spec`` is ``neuron``
+    and ``tdbn``; :meth:`stage` reads ``stages.<name>`` and ``train``, :meth:`model_options`
+    ``models.<name>``), so that :func:`check_unchanged` can tell whether they still hold."""
 
     seeds: tuple[int, ...]
     seeds_imagenet: tuple[int, ...]
@@ -557,7 +558,8 @@ def changed_keys(params: Params) -> list[str]:
     if "_source" not in state:
         return []
     tree, path, overlay = state["_source"]
-    read = sorted(k for k in state["_read"] if k.split(".")[0] not in _NOT_RESULTS)
+    read = {k for k in state["_read"] if k.split(".")[0] not in _NOT_RESULTS}
+    read = sorted(k for k in read if not any(k.startswith(f"{a}.") for a in read))  # outermost
     try:
         now = read_params(path, overlay)
     except ParamsError as err:
