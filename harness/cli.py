@@ -48,10 +48,9 @@ def stage_main(
     outputs already written stay (they are written atomically). If keys the stage read changed
     in the params file while it ran, it ends with one line naming them and exit status 1
     (:func:`harness.params.check_unchanged`), so DVC does not record values it did not use. A
-    write that finds no room is
-    one line naming the file system and the space needed, exit status 1. Ctrl-C
-    (``KeyboardInterrupt``) outside a training loop, which checkpoints instead, is one line and
-    exit status 130.
+    write that finds no room is one line naming the file system and the space needed, exit
+    status 1. Ctrl-C (``KeyboardInterrupt``) outside a training loop, which checkpoints
+    instead, is one line and exit status 130.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -74,8 +73,9 @@ def stage_main(
         fail(err)
     except OSError as err:  # a missing file, a data root that is a file, an unwritable output
         if is_disk_full(err):  # no room: one line naming the file system, exit status 1
-            full = err if isinstance(err, DiskFullError) else None
-            fail(full or DiskFullError(err, err.filename or "."), status=1)
+            if not isinstance(err, DiskFullError):
+                err = DiskFullError(err, err.filename or ".")
+            fail(err, status=1)
         fail(f"{err.filename}: {err.strerror}" if err.filename and err.strerror else err)
     except KeyboardInterrupt:
         print("stopped: SIGINT (Ctrl-C); outputs written so far are whole (each is written "
