@@ -303,3 +303,37 @@ def test_queued_experiments_on_two_workers_log_to_the_workspace_store(ws):
     assert {r.data.params["optim.lr"] for r in runs} == {"0.07", "0.08"}
     assert all(r.info.status == "FINISHED" for r in runs)
     assert not list((ws / ".dvc" / "tmp").rglob("mlflow.db"))
+
+
+def test_params_edited_during_dvc_repro_are_not_recorded_and_putting_them_back_resumes(ws):
+    """The issue's case: ``stages.a.lr`` edited in params.yaml during epoch 2 of ``dvc repro``.
+    The stage fails naming the key, so dvc.lock keeps the last good run and ``dvc status``
+    says the stage changed; with the value put back, ``dvc repro`` resumes the kept checkpoint
+    (no epoch trained again) and records what the run used."""
+    start_params = deep_merge(deep_merge(PARAMS, SLOW), {"stages": {"a": {"epochs": 3}}})
+    write_params(ws, start_params)
+    lock_before = (ws / "dvc.lock").read_text()
+    checkpoints = ws / "checkpoints" / "a"
+    log = ws.parent / "edited-repro.log"
+    with open(log, "w") as out:
+        first = subprocess.Popen([*DVC, "repro", "-s", "a"], cwd=ws,
+                                 env=env(ws, DVC_NO_ANALYTICS="1"), stdout=out,
+                                 stderr=subprocess.STDOUT)  # fmt: skip
+    _lock_holder(first, checkpoints)
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("seed0-*/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # epoch 1 is done
+    write_params(ws, deep_merge(start_params, {"stages": {"a": {"lr": 0.07}}}))
+    assert first.wait(timeout=180) != 0, log.read_text()
+    errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "stages.a.lr (0.1 -> 0.07)" in errors[0], log.read_text()
+    assert (ws / "dvc.lock").read_text() == lock_before
+    assert "up to date" not in dvc(ws, "status", "a").stdout
+
+    write_params(ws, start_params)
+    again = dvc(ws, "repro", "-s", "a")
+    assert "at epoch 4, step 0" in again.stdout and "epoch 1/3" not in again.stdout, again.stdout
+    locked = yaml.safe_load((ws / "dvc.lock").read_text())["stages"]["a"]["params"]
+    assert locked["params.yaml"]["stages.a"]["lr"] == 0.1
+    assert locked["params.yaml"]["stages.a"]["epochs"] == 3
+    assert "up to date" in dvc(ws, "status", "a").stdout
