@@ -156,9 +156,7 @@ def test_sigint_checkpoints_mid_epoch_in_one_line_and_resumes_byte_identical(ref
     assert not _checkpoints(ws)
 
 
-def test_params_edited_mid_run_end_it_without_outputs_and_putting_them_back_resumes(
-    reference, ws
-):
+def test_params_edited_mid_run_end_it_without_outputs_and_putting_them_back_resumes(reference, ws):
     """``stages.slow.lr`` edited in params.yaml during epoch 2 (a real edit of the file while
     the stage process trains): the run, which trained at the old lr, writes no outputs and
     ends with one line naming the key, exit 1, its checkpoint kept; an edit of a key it does
