@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from dspike.data.errors import DatasetNotFoundError
+from dspike.io import DiskFullError, is_disk_full
 
-from .params import ParamsError, load_params
+from .params import ParamsChangedError, ParamsError, check_unchanged, load_params
 
 __all__ = ["RECORD_IMPORTS", "fail", "out_dir_argument", "stage_main"]
 
@@ -44,7 +45,12 @@ def stage_main(
     ``dspike.data.DatasetNotFoundError`` is), another OS error on a named file, or a bad value
     (``ValueError``, which ``dspike.data.CorruptDataError`` and ``dspike.engine.ConfigError``
     are) ends the stage with one line naming it and exit status 2, instead of a traceback wall;
-    outputs already written stay (they are written atomically).
+    outputs already written stay (they are written atomically). If keys the stage read changed
+    in the params file while it ran, it ends with one line naming them and exit status 1
+    (:func:`harness.params.check_unchanged`), so DVC does not record values it did not use. A
+    write that finds no room is one line naming the file system and the space needed, exit
+    status 1. Ctrl-C (``KeyboardInterrupt``) outside a training loop, which checkpoints
+    instead, is one line and exit status 130.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -56,13 +62,25 @@ def stage_main(
     if os.environ.get(RECORD_IMPORTS):
         atexit.register(_record_imports, Path(os.environ[RECORD_IMPORTS]))
     try:
-        run(load_params(args.params), args)
+        params = load_params(args.params)
+        run(params, args)
+        check_unchanged(params, "; DVC will not record its outputs")
+    except ParamsChangedError as err:  # edited while it ran: not a bad input, exit status 1
+        fail(err, status=1)
     except DatasetNotFoundError as err:  # its advice speaks the library's arguments
         fail(f"{err} In {args.params}: {PARAMS_FOR_DATA}")
     except (ParamsError, ValueError) as err:
         fail(err)
     except OSError as err:  # a missing file, a data root that is a file, an unwritable output
+        if is_disk_full(err):  # no room: one line naming the file system, exit status 1
+            if not isinstance(err, DiskFullError):
+                err = DiskFullError(err, err.filename or ".")
+            fail(err, status=1)
         fail(f"{err.filename}: {err.strerror}" if err.filename and err.strerror else err)
+    except KeyboardInterrupt:
+        print("stopped: SIGINT (Ctrl-C); outputs written so far are whole (each is written "
+              "atomically); run the same command again", file=sys.stderr)  # fmt: skip
+        raise SystemExit(130) from None
 
 
 def fail(err: object, status: int = 2) -> NoReturn:

@@ -47,12 +47,15 @@ __all__ = [
     "EnergyParams",
     "FdgParams",
     "Params",
+    "ParamsChangedError",
     "ParamsError",
     "RunSettings",
     "StageParams",
     "StudiesParams",
     "TrainParams",
+    "changed_keys",
     "check_stage_name",
+    "check_unchanged",
     "deep_merge",
     "dvc_value",
     "flatten",
@@ -310,7 +313,12 @@ class EnergyParams:
 @dataclass(frozen=True)
 class Params:
     """The whole of params.yaml. ``spec`` is the ``neuron`` and ``tdbn`` sections; ``file``
-    is where it was read (for messages), not a key."""
+    is where it was read (for messages), not a key.
+
+    Loaded by :func:`load_params`, it remembers the file as read and which keys the stage
+    read (each field read, at any depth: ``studies.fig3.temperatures``; ``spec`` is ``neuron``
+    and ``tdbn``; :meth:`stage` reads ``stages.<name>`` and ``train``, :meth:`model_options`
+    ``models.<name>``), so that :func:`check_unchanged` can tell whether they still hold."""
 
     seeds: tuple[int, ...]
     seeds_imagenet: tuple[int, ...]
@@ -331,15 +339,17 @@ class Params:
 
     def stage(self, name: str) -> RunSettings:
         """``stages.<name>`` over the ``train`` defaults; a key neither sets is a ParamsError."""
-        if name not in self.stages:
-            raise ParamsError(f"{self.file}: no stage 'stages.{name}' "
-                              f"(stages: {', '.join(self.stages)})")  # fmt: skip
-        stage, values = self.stages[name], {}
+        _note_read(self, f"stages.{name}", "train")
+        p = _Unrecorded(self)  # the finer keys above, not the whole sections
+        if name not in p.stages:
+            raise ParamsError(f"{p.file}: no stage 'stages.{name}' "
+                              f"(stages: {', '.join(p.stages)})")  # fmt: skip
+        stage, values = p.stages[name], {}
         for f in dataclasses.fields(StageParams):
             value = getattr(stage, f.name)
-            values[f.name] = getattr(self.train, f.name) if value is None else value
+            values[f.name] = getattr(p.train, f.name) if value is None else value
             if values[f.name] is None:
-                raise ParamsError(f"{self.file}: missing key 'stages.{name}.{f.name}' "
+                raise ParamsError(f"{p.file}: missing key 'stages.{name}.{f.name}' "
                                   f"(nor 'train.{f.name}')")  # fmt: skip
         given = frozenset(f.name for f in dataclasses.fields(StageParams)
                           if getattr(stage, f.name) is not None)  # fmt: skip
@@ -347,7 +357,62 @@ class Params:
 
     def model_options(self, name: str) -> dict[str, Any]:
         """``models.<name>``: the network constructor's keyword options (none if absent)."""
-        return dict(self.models.get(name) or {})
+        _note_read(self, f"models.{name}")
+        return dict(object.__getattribute__(self, "models").get(name) or {})
+
+
+# what a stage may read without its result depending on it (no stage lists it in dvc.yaml)
+_NOT_RESULTS = ("tracking",)
+_SPEC_KEYS = ("neuron", "tdbn")  # Params.spec is these sections
+
+
+def _recorded_getattribute(self: Any, name: str) -> Any:
+    """A record's attribute, noting the params key of a field read (a nested record notes
+    nothing itself: the fields read from it do)."""
+    value = object.__getattribute__(self, name)
+    state = object.__getattribute__(self, "__dict__")
+    read = state.get("_read")
+    if read is not None and name in state and not name.startswith("_"):
+        if not dataclasses.is_dataclass(value) or isinstance(value, NeuronSpec):
+            prefix = state["_prefix"]
+            read.update(_SPEC_KEYS if (prefix, name) == ("", "spec") else
+                        (f"{prefix}.{name}" if prefix else name,))  # fmt: skip
+    return value
+
+
+def _record_reads(record: Any, prefix: str, read: set[str]) -> None:
+    """Make ``record`` (and the records in it) note in ``read`` the keys read from it."""
+    object.__setattr__(record, "_read", read)
+    object.__setattr__(record, "_prefix", prefix)
+    for f in dataclasses.fields(record):
+        value = object.__getattribute__(record, f.name)
+        if type(value) in _RECORDS:
+            _record_reads(value, f"{prefix}.{f.name}" if prefix else f.name, read)
+
+
+def _note_read(params: Params, *keys: str) -> None:
+    read = object.__getattribute__(params, "__dict__").get("_read")
+    if read is not None:
+        read.update(keys)
+
+
+class _Unrecorded:
+    """A :class:`Params` whose reads are not recorded (a method records its own, finer keys)."""
+
+    def __init__(self, params: Params) -> None:
+        self._params = params
+
+    def __getattr__(self, name: str) -> Any:
+        return object.__getattribute__(self._params, name)
+
+
+_RECORDS = tuple(
+    cls for cls in list(globals().values())
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == __name__
+    and cls is not RunSettings
+)  # fmt: skip
+for _cls in _RECORDS:
+    _cls.__getattribute__ = _recorded_getattribute
 
 
 # --- the loader: keys and types from the fields -----------------------------------------------
@@ -483,8 +548,65 @@ def read_params(path: str | Path = "params.yaml", overlay: str | Path | None = N
 
 
 def load_params(path: str | Path = "params.yaml", overlay: str | Path | None = None) -> Params:
-    """params.yaml (DVC's file, in the working directory), optionally overlaid by another."""
-    return parse_params(read_params(path, overlay), str(path))
+    """params.yaml (DVC's file, in the working directory), optionally overlaid by another.
+
+    The record remembers the files and what they held, and records the keys read from it, for
+    :func:`check_unchanged`."""
+    tree = read_params(path, overlay)
+    params = parse_params(tree, str(path))
+    _record_reads(params, "", set())
+    object.__setattr__(params, "_source", (copy.deepcopy(tree), path, overlay))
+    return params
+
+
+class ParamsChangedError(ParamsError):
+    """Keys a stage read from params.yaml changed while it ran (:func:`check_unchanged`)."""
+
+
+def _changed_leaves(old: Any, new: Any, key: str) -> list[str]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for k in [*old, *(k for k in new if k not in old)]:
+            out += _changed_leaves(old.get(k), new.get(k), f"{key}.{k}")
+        return out
+    return [] if old == new else [f"{key} ({old!r} -> {new!r})" if old is not None and new
+                                  is not None else key]  # fmt: skip
+
+
+def changed_keys(params: Params) -> list[str]:
+    """The keys ``params`` was read for (by :func:`load_params`'s record) whose value in the
+    files now differs from what the stage read at its start, each with its old and new value;
+    none for a record not made by :func:`load_params`. A file that cannot be read now counts
+    as every key read having changed."""
+    state = object.__getattribute__(params, "__dict__")
+    if "_source" not in state:
+        return []
+    tree, path, overlay = state["_source"]
+    read = {k for k in state["_read"] if k.split(".")[0] not in _NOT_RESULTS}
+    read = sorted(k for k in read if not any(k.startswith(f"{a}.") for a in read))  # outermost
+    try:
+        now = read_params(path, overlay)
+    except ParamsError as err:
+        return [f"{', '.join(read)} ({err})"] if read else []
+    changed = []
+    for key in read:
+        changed += _changed_leaves(dvc_value(tree, key), dvc_value(now, key), key)
+    return changed
+
+
+def check_unchanged(params: Params, keep: str = "") -> None:
+    """Raise :class:`ParamsChangedError` naming the keys the stage read whose values in
+    params.yaml (and its overlay) changed while it ran: DVC records the params it finds after
+    the command ends, so a stage must not end successfully with values it did not use.
+    ``keep`` says what of the run is kept."""
+    changed = changed_keys(params)
+    if changed:
+        files = params.file + (f" (overlay {params._source[2]})" if params._source[2] else "")
+        raise ParamsChangedError(
+            f"{files} changed while the stage ran: {'; '.join(changed)}; it ran with the values "
+            f"read at its start, so it does not end as if it used the new ones{keep}; put the "
+            "values back and run the same command, or run it again to use the new values"
+        )
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:

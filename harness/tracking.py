@@ -1,7 +1,11 @@
 """MLflow by its own conventions: one experiment per dataset, one run per stage and seed.
 
-The store is ``MLFLOW_TRACKING_URI`` or ``sqlite:///<cwd>/mlflow.db`` (MLflow 3's own default,
-so ``mlflow ui`` from the repository root shows it), or a team server (``http://...``).
+The store is ``MLFLOW_TRACKING_URI`` or ``sqlite:///<workspace>/mlflow.db`` (MLflow 3's own
+default, so ``mlflow ui`` from the repository root shows it), or a team server (``http://...``).
+The workspace (:func:`workspace`) is the DVC repository's root as DVC names it to the commands
+it runs (``DVC_ROOT``), else the working directory: ``dvc exp run --temp`` and queued
+experiments run in a temporary copy under ``.dvc/tmp/exps/``, and DVC then gives the original
+root, so their records (and ``.mlflow-pending/``) reach the store plain ``dvc repro`` uses.
 
 * Experiments are model-training experiments (tag ``mlflow.experimentKind``), so the UI opens
   on the runs table, with a description (``mlflow.note.content``). With a sqlite store their
@@ -53,13 +57,14 @@ __all__ = [
     "replay_pending",
     "run_tags",
     "tracking_uri",
+    "workspace",
 ]
 
 _PARAM_CHARS = 6000  # MLflow's limit on a parameter value
 _BATCH = 100  # parameters per log_batch call (MLflow's limit)
 RETRY_S = 60.0  # default seconds of failed calls a run tolerates (params: tracking.retry_s)
 _FINAL_TRY_S = 30.0  # what finish() may still spend on a last try
-PENDING = ".mlflow-pending"  # records a run could not send, under the working directory
+PENDING = ".mlflow-pending"  # records a run could not send, under the workspace()
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 STUDIES = "The paper's Sec. 4 studies: Fig. 2 and Table 1 on the toy CNN (MNIST), Fig. 3's curves"
 # MLflow tag -> the environment variable DVC sets for the command it runs.
@@ -82,8 +87,16 @@ def _join_openers() -> None:
 os.register_at_fork(before=_join_openers)
 
 
+def workspace() -> Path:
+    """Where the store and ``.mlflow-pending/`` live: ``DVC_ROOT`` (set by DVC for every stage
+    command: the repository's root; for ``dvc exp run --temp`` and queued experiments, the
+    original workspace, not DVC's temporary copy), else the working directory."""
+    root = os.environ.get("DVC_ROOT")
+    return Path(root) if root and Path(root).is_dir() else Path.cwd()
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workspace() / 'mlflow.db'}"
 
 
 def experiment_name(name: str) -> str:
@@ -331,7 +344,7 @@ class MLflowTracker:
         return True
 
     def _spool(self) -> Path:
-        folder = Path.cwd() / PENDING
+        folder = workspace() / PENDING
         folder.mkdir(parents=True, exist_ok=True)
         record = {
             "uri": self.uri, "run_id": self._run_id if self._created else None,
@@ -413,7 +426,7 @@ def _send(client: Any, run_id: str, record: dict[str, Any]) -> None:
 def replay_pending(client: Any, uri: str) -> None:
     """Send the records that earlier runs left in :data:`PENDING` for ``uri`` (see
     :class:`MLflowTracker`); each run so completed gets the tag ``late_records``."""
-    folder = Path.cwd() / PENDING
+    folder = workspace() / PENDING
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             record = json.loads(path.read_text())

@@ -4,7 +4,10 @@ dvc.yaml names the three outputs (``--model``, ``--metrics``, ``--plots``), writ
 (:func:`dspike.io.atomic_outputs`); every file named on the command line must lie inside the
 workspace. While the run trains, its checkpoint lives in
 ``<train.checkpoint_dir>/<variant>/seed<S>-<key>/`` (:func:`checkpoint_folder`), keyed by the
-run's hash and the digest of the code that loaded (:func:`code_digest`).
+run's hash and the digest of the code that loaded (:func:`code_digest`). A folder whose run's
+outputs are in place without it (DVC restored them from its run cache after the run was
+interrupted, say) is removed by the next training run that completes
+(:func:`remove_orphaned_checkpoints`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 import torch
 
-from dspike.engine import PLOT_COLUMNS, FitResult, RunLock, TrainConfig
+from dspike.engine import PLOT_COLUMNS, CheckpointError, FitResult, RunLock, TrainConfig
 from dspike.io import atomic_outputs, save_tensors
 
 from .params import params_hash
@@ -35,6 +38,7 @@ __all__ = [
     "checkpoint_folder",
     "code_digest",
     "output_paths",
+    "remove_orphaned_checkpoints",
     "write_outputs",
     "write_skipped",
 ]
@@ -129,13 +133,16 @@ def code_digest() -> str:
     return digest.hexdigest()[:12]
 
 
-def checkpoint_folder(parent: Path, seed: int, digest: str, code: str, claim: bool = True) -> Path:
+def checkpoint_folder(
+    parent: Path, seed: int, digest: str, code: str, claim: bool = True, metrics: Path | None = None
+) -> Path:
     """``<parent>/seed<S>-<key>``: the checkpoint folder of this code, config and data.
 
     With ``claim`` (rank 0 only, under torchrun) a folder of the same run and seed with another
     key (other code, config or data), never to be resumed, is removed with one line saying why,
     and the run starts afresh; one that another process holds
-    (:class:`dspike.engine.RunLock`) raises ``CheckpointError``.
+    (:class:`dspike.engine.RunLock`) raises ``CheckpointError``. ``metrics`` (the run's metrics
+    output) is recorded in the folder's key file, for :func:`remove_orphaned_checkpoints`.
     """
     key = params_hash({"run": digest, "code": code})
     folder = parent / f"seed{seed}-{key}"
@@ -157,5 +164,37 @@ def checkpoint_folder(parent: Path, seed: int, digest: str, code: str, claim: bo
             shutil.rmtree(other)
         log.warning("checkpoint %s was written by %s: not resumed, starting afresh", other, why)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / KEY_FILE).write_text(json.dumps({"params_hash": digest, "code": code}) + "\n")
+    key_record = {"params_hash": digest, "code": code}
+    if metrics is not None:
+        key_record["metrics"] = os.path.abspath(metrics)
+    (folder / KEY_FILE).write_text(json.dumps(key_record) + "\n")
     return folder
+
+
+def remove_orphaned_checkpoints(root: Path) -> list[Path]:
+    """Remove the checkpoint folders under ``root`` (``train.checkpoint_dir``) whose run is
+    complete without them: the metrics output their key file names exists and was written by
+    the same run (params hash) and code. That happens when a run is interrupted and DVC then
+    restores its outputs from its run cache instead of rerunning it. Folders in use (locked),
+    of other runs or code, or without a recorded metrics path are kept. Returns those removed.
+    """
+    removed = []
+    for key_file in sorted(Path(root).glob(f"*/seed*-*/{KEY_FILE}")):
+        folder = key_file.parent
+        try:
+            key = json.loads(key_file.read_text())
+            done = json.loads(Path(key["metrics"]).read_text())
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        made_by = (done.get("params_hash"), done.get("code_digest"))
+        if made_by != (key.get("params_hash"), key.get("code")):
+            continue
+        try:
+            with RunLock(folder):
+                shutil.rmtree(folder)
+        except CheckpointError:  # another process trains it
+            continue
+        log.info("checkpoint %s: its run's outputs (%s) are in place; removed", folder,
+                 key["metrics"])  # fmt: skip
+        removed.append(folder)
+    return removed

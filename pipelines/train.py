@@ -18,7 +18,12 @@ names every file; the stage writes, each atomically:
   params hash, MLflow run id;
 * ``--plots``: one row per epoch (:data:`dspike.engine.PLOT_COLUMNS`);
 * ``<train.checkpoint_dir>/<variant>/seed<S>-<key>/last.pt`` while it runs: the same command
-  resumes it; it is deleted once the outputs are written.
+  resumes it; it is deleted once the outputs are written. SIGTERM or SIGINT (Ctrl-C) checkpoints
+  mid-epoch and exits 143 or 130 with one line; a folder whose run's outputs DVC restored from
+  its run cache meanwhile is removed when the next training run completes. If params this run
+  read changed in params.yaml while it trained, it writes no outputs and keeps the checkpoint
+  (one ``error:`` line naming the keys, exit status 1): with the values put back, the same
+  command writes the outputs from it without training again.
 
 The MLflow run (:mod:`harness.tracking`) gets the config as params, every epoch's metrics, the
 dataset (``--manifest``) as its inputs, and as artifacts the plots CSV, the metrics JSON, a
@@ -56,7 +61,7 @@ from dspike.engine import (
 )
 from dspike.io import check_writable
 from harness.cli import fail, stage_main
-from harness.params import Params, ParamsError, check_stage_name
+from harness.params import Params, ParamsError, check_stage_name, check_unchanged
 from harness.tracking import MLflowTracker
 from harness.train_config import config_and_keys, named_by, run_hash, variant_name
 from harness.train_data import build_datasets
@@ -65,6 +70,7 @@ from harness.train_outputs import (
     checkpoint_folder,
     code_digest,
     output_paths,
+    remove_orphaned_checkpoints,
     write_outputs,
     write_skipped,
 )
@@ -120,7 +126,10 @@ def _train(params: Params, args: argparse.Namespace) -> None:
     if info.is_main:
         check_writable(paths)  # before training, not after it
     checkpoints = Path(params.train.checkpoint_dir) / variant
-    checkpoint_dir = checkpoint_folder(checkpoints, seed, digest, code_digest(), info.is_main)
+    code = code_digest()
+    checkpoint_dir = checkpoint_folder(
+        checkpoints, seed, digest, code, info.is_main, metrics=paths["metrics"]
+    )
     config.run.checkpoint = str(checkpoint_dir / "last.pt")
     with RunLock(checkpoint_dir) if info.is_main else contextlib.nullcontext():
         tracker = None
@@ -129,14 +138,18 @@ def _train(params: Params, args: argparse.Namespace) -> None:
         with named_by(keys):
             result = fit(config, model, train_set, test_set, tracker=tracker)
         if info.is_main:
-            _finish(params, args, paths, result, config, digest, tracker, checkpoint_dir)
+            _finish(params, args, paths, result, config, (digest, code), tracker, checkpoint_dir)
 
 
 def _finish(
     params: Params, args: argparse.Namespace, paths: dict[str, Path], result: FitResult,
-    config: TrainConfig, digest: str, tracker: MLflowTracker | None, checkpoint_dir: Path,
+    config: TrainConfig, keys: tuple[str, str], tracker: MLflowTracker | None,
+    checkpoint_dir: Path,
 ) -> None:  # fmt: skip
-    """Rank 0 after training: the outputs as one set, then the MLflow artifacts."""
+    """Rank 0 after training: the outputs as one set, then the MLflow artifacts; checkpoint
+    folders of runs whose outputs are in place (this one's, and orphans) are removed."""
+    digest, code = keys
+    check_unchanged(params, f"; no output is written and its checkpoint {checkpoint_dir} is kept")
     stage, seed, variant = args.stage, args.seed, variant_name(args.stage, args.epsilon)
     if tracker is not None:  # a run created late, after an outage at the start
         result.run_id = tracker.run_id
@@ -147,9 +160,11 @@ def _finish(
         "dataset": params.stage(stage).dataset,
         "data_source": params.data.source,
         "params_hash": digest,
+        "code_digest": code,
     }
     write_outputs(paths, result, config, meta)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    remove_orphaned_checkpoints(Path(params.train.checkpoint_dir))
     if tracker is not None:
         log_outputs(params, tracker, result, paths, f"{variant} seed {seed}")
     log.info(
@@ -177,9 +192,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> None:
     try:
         stage_main(_train, __doc__.splitlines()[0], argv, _arguments)
-    except TrainingInterrupted as err:
+    except TrainingInterrupted as err:  # SIGTERM 143, SIGINT (Ctrl-C) 130, as shells count
         print(f"stopped: {err}; run the same command to resume", file=sys.stderr)
-        raise SystemExit(143) from None
+        raise SystemExit(128 + err.signum) from None
     except CheckpointError as err:
         fail(err)
     except NonFiniteLossError as err:

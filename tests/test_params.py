@@ -111,3 +111,44 @@ def test_defaults_in_params_yaml_agree_with_the_librarys():
     toy = ToySettings()
     assert (PARAMS.studies.toy.batch_size, PARAMS.studies.toy.lr, PARAMS.studies.toy.time_steps
             ) == (toy.batch_size, toy.lr, toy.time_steps)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        ({"studies": {"fig3": {"temperatures": [0.5, 1.0]}}}, "studies.fig3.temperatures"),
+        ({"neuron": {"v_threshold": 0.6}}, "neuron.v_threshold (0.5 -> 0.6)"),
+        ({"studies": {"fig2": {"epochs": 7}}, "tracking": {"retry_s": 1}}, None),  # not read
+    ],
+    ids=["read_list", "read_spec", "not_read"],
+)
+def test_a_stage_whose_params_change_while_it_runs_fails_naming_them(
+    tmp_path, monkeypatch, capsys, edit, named
+):
+    """The fig3 stage through its real entry point, params.yaml rewritten on disk while its
+    work runs (a hook inside paper.fig3.run): a key it read that changed fails it with one
+    line naming the key, exit 1 (DVC then records nothing); a key it did not read does not."""
+    from paper import fig3
+    from pipelines.fig3 import main
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(TREE))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    real = fig3.run
+
+    def edited_meanwhile(*args, **kwargs):
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(deep_merge(TREE, edit)))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fig3, "run", edited_meanwhile)
+    if named is None:
+        main(["--out", "results/fig3"])
+        return
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", "results/fig3"])
+    assert exit_.value.code == 1
+    lines = capsys.readouterr().err.splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and named in errors[0], lines
+    assert "params.yaml changed while the stage ran" in errors[0]
+    assert "studies.fig2" not in errors[0] and "tracking" not in errors[0]

@@ -144,3 +144,30 @@ def test_a_fork_waits_for_a_background_start(tmp_path):
     holder.wait(timeout=30)
     assert tracker.run_id is not None
     tracker.finish("FINISHED")
+
+
+def test_under_dvc_the_store_and_pending_records_are_the_workspaces(tmp_path, monkeypatch):
+    """In DVC's temporary copy of the workspace (``dvc exp run --temp``, queued experiments)
+    the default store and ``.mlflow-pending/`` are the original workspace's (``DVC_ROOT``),
+    never the copy's, which DVC deletes."""
+    from harness.tracking import PENDING, tracking_uri
+
+    root = tmp_path / "ws"
+    copy = root / ".dvc" / "tmp" / "exps" / "tmpcopy"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(root))
+    assert tracking_uri() == f"sqlite:///{root / 'mlflow.db'}"
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    tracker = MLflowTracker("exp", "run", TAGS, uri=f"sqlite:///{blocker / 'mlflow.db'}",
+                            retry_s=0)  # fmt: skip
+    with pytest.warns(UserWarning, match="MLflow tracking .* is off"):
+        tracker.start(None)
+        tracker.log_metrics({"acc": 1.0}, step=1)
+        tracker.finish("FINISHED")
+    assert len(list((root / PENDING).glob("*.json"))) == 1
+    assert not (copy / PENDING).exists()
+    monkeypatch.delenv("DVC_ROOT")
+    assert tracking_uri() == f"sqlite:///{copy / 'mlflow.db'}"  # outside DVC: the cwd

@@ -3,9 +3,10 @@
 A checkpoint is a plain dict of tensors, numbers, strings and lists, written to a temporary file
 and renamed into place (a kill never leaves half a file) and read with
 ``torch.load(weights_only=True)`` (no pickled code runs). :class:`StopSignal` turns SIGTERM (a
-cluster scheduler's notice) into a flag the training loop checks after each step, so it can
-checkpoint mid-epoch and exit. :func:`cpu_copy` snapshots a state_dict apart from the live model
-(the best epoch's weights, which a checkpoint keeps when ``run.select`` is "best").
+cluster scheduler's notice) and SIGINT (Ctrl-C) into a flag the training loop checks after each
+step, so it can checkpoint mid-epoch and exit. :func:`cpu_copy` snapshots a state_dict apart
+from the live model (the best epoch's weights, which a checkpoint keeps when ``run.select`` is
+"best").
 """
 
 from __future__ import annotations
@@ -158,17 +159,23 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 class StopSignal:
-    """Context manager: while active, SIGTERM sets :attr:`requested` instead of killing.
+    """Context manager: while active, SIGTERM and SIGINT (Ctrl-C) set :attr:`requested` (and
+    :attr:`signum`, the signal that came) instead of killing or raising ``KeyboardInterrupt``.
 
     Outside the main thread (where signals cannot be caught) it only offers :meth:`request`.
     """
 
-    def __init__(self, signals: tuple[signal.Signals, ...] = (signal.SIGTERM,)) -> None:
+    def __init__(
+        self, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+    ) -> None:
         self.signals = signals
         self.requested = False
+        self.signum: int = signal.SIGTERM
         self._previous: dict[signal.Signals, Any] = {}
 
     def request(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
+        if not self.requested:  # the first signal names the stop
+            self.signum = signum
         self.requested = True
 
     def __enter__(self) -> StopSignal:

@@ -16,6 +16,8 @@ loop finishes its step, writes a mid-epoch checkpoint with every rank's generato
 raises :class:`TrainingInterrupted`; the restarted run replays that epoch's data stream up to the
 step and goes on. On CPU either way ends bit-identical to an uninterrupted run (with
 ``data.workers = 0``, or any worker count: workers are reseeded with the loader every epoch).
+SIGINT (Ctrl-C) is handled as SIGTERM: a mid-epoch checkpoint, then :class:`TrainingInterrupted`
+(its ``signum`` says which signal came).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import signal
 import sys
 import time
 import warnings
@@ -89,12 +92,16 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class TrainingInterrupted(RuntimeError):
-    """SIGTERM arrived; a checkpoint (if configured) holds the state after ``step`` of ``epoch``."""
+    """SIGTERM or SIGINT (``signum``) arrived; a checkpoint (if configured) holds the state after
+    ``step`` of ``epoch``."""
 
-    def __init__(self, epoch: int, step: int, checkpoint: str) -> None:
-        self.epoch, self.step, self.checkpoint = epoch, step, checkpoint
+    def __init__(
+        self, epoch: int, step: int, checkpoint: str, signum: int = signal.SIGTERM
+    ) -> None:
+        self.epoch, self.step, self.checkpoint, self.signum = epoch, step, checkpoint, signum
         where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint configured"
-        super().__init__(f"interrupted at epoch {epoch}, step {step} ({where})")
+        name = signal.Signals(signum).name
+        super().__init__(f"{name}: interrupted at epoch {epoch}, step {step} ({where})")
 
 
 @dataclass
@@ -391,7 +398,7 @@ class _Trainer:
     def _interrupt(self, epoch: int, step: int, sums: list[float], extra: dict) -> None:
         ranks = distributed.gather_objects({"sums": sums, "rng": get_rng_state()}, self.info)
         self._save(epoch, step, ranks, extra)
-        raise TrainingInterrupted(epoch + 1, step, self.config.run.checkpoint)
+        raise TrainingInterrupted(epoch + 1, step, self.config.run.checkpoint, self.stop.signum)
 
     def _train_loader(self, epoch: int) -> DataLoader:
         """This epoch's loader: order from (seed, epoch), the same on every rank; its workers'

@@ -133,3 +133,52 @@ def test_checkpoints_of_other_code_or_config_are_not_resumed(ws):
     assert len(said) == 1 and "another config or data" in said[0], fresh.stdout
     assert "resuming" not in fresh.stdout and "epoch 1/4" in fresh.stdout
     assert snapshot(ws, *OUTPUTS) != good  # the new run's outputs replaced the old set
+
+
+def test_sigint_checkpoints_mid_epoch_in_one_line_and_resumes_byte_identical(reference, ws):
+    """Ctrl-C is SIGTERM's twin: a mid-epoch checkpoint, one line, exit status 130 (128 + 2)."""
+    good = snapshot(ws, *OUTPUTS)
+    run = start(ws, *CMD)
+    wait_for_line(run, "epoch 1/4")  # epoch 2 has begun: SIGINT lands inside it
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert run.returncode == 130 and len(lines) == 1, err
+    assert lines[0].startswith("stopped: SIGINT: interrupted at epoch 2, step "), err
+    assert "run the same command to resume" in lines[0]
+    assert snapshot(ws, *OUTPUTS) == good and len(_checkpoints(ws)) == 1
+
+    resumed = stage(ws, *CMD)
+    assert resumed.returncode == 0, resumed.stderr
+    (at,) = re.findall(r"resuming \S+ at epoch (\d+), step (\d+)", resumed.stdout)
+    assert int(at[1]) > 0, resumed.stdout  # mid-epoch: the SIGINT checkpoint
+    assert (ws / "models/slow.pt").read_bytes() == (reference / "models/slow.pt").read_bytes()
+    assert not _checkpoints(ws)
+
+
+def test_params_edited_mid_run_end_it_without_outputs_and_putting_them_back_resumes(reference, ws):
+    """``stages.slow.lr`` edited in params.yaml during epoch 2 (a real edit of the file while
+    the stage process trains): the run, which trained at the old lr, writes no outputs and
+    ends with one line naming the key, exit 1, its checkpoint kept; an edit of a key it does
+    not read (another stage's, ``tracking``) is not named. With the value put back, the same
+    command writes the outputs from the checkpoint without training again, byte-identical to
+    the uninterrupted run."""
+    good = snapshot(ws, *OUTPUTS)
+    run = start(ws, *CMD)
+    wait_for_line(run, "epoch 1/4")
+    edited = deep_merge(SLOW_PARAMS, {"stages": {"slow": {"lr": 0.07}, "a": {"lr": 0.3}},
+                                      "tracking": {"retry_s": 5}})  # fmt: skip
+    write_params(ws, edited)
+    _, err = run.communicate(timeout=180)
+    assert run.returncode == 1, err
+    line = one_line_error(err, "stages.slow.lr (0.05 -> 0.07)", "params.yaml changed")
+    assert "stages.a" not in line and "tracking" not in line, line
+    assert snapshot(ws, *OUTPUTS) == good and len(_checkpoints(ws)) == 1
+
+    write_params(ws, SLOW_PARAMS)
+    again = stage(ws, *CMD)
+    assert again.returncode == 0, again.stderr
+    assert "at epoch 5, step 0" in again.stdout, again.stdout  # all 4 epochs were kept
+    assert "epoch 1/4" not in again.stdout
+    assert (ws / "models/slow.pt").read_bytes() == (reference / "models/slow.pt").read_bytes()
+    assert not _checkpoints(ws)
