@@ -31,7 +31,8 @@ the loss on that minibatch; it does not measure the deeper layers, and a surroga
 well with a modest similarity.
 
 Outputs in ``out_dir``: ``surrogates.csv`` / ``.md`` (one row per surrogate), ``surrogates.png``
-(cos-sim against accuracy, one point per surrogate) and ``surrogates_iterations.csv``.
+(cos-sim against accuracy, one point per surrogate; every cos-sim as a sorted bar) and
+``surrogates_iterations.csv``.
 """
 
 from __future__ import annotations
@@ -276,19 +277,38 @@ def _note(table: pd.DataFrame, epsilons: Sequence[float], epochs: int, seeds: in
 
 
 def plot(table: pd.DataFrame, eps: float, path: str | Path) -> Path:
-    """Cos-sim with the FDG at ``eps`` against test accuracy, one point per surrogate."""
+    """(a) cos-sim with the FDG at ``eps`` against test accuracy, one point per surrogate (the
+    outliers named); (b) every surrogate's cos-sim, sorted, with its accuracy at the bar's end."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 5.0))
+    col = f"cos_eps_{eps:g}"
+    colours = {"dspike": "tab:blue", "spikingjelly": "tab:orange", "snntorch": "tab:green"}
     markers = {"dspike": "o", "spikingjelly": "s", "snntorch": "^"}
+    fig, (ax, bars) = plt.subplots(1, 2, figsize=(14, 0.32 * len(table) + 2.5),
+                                   gridspec_kw={"width_ratios": [1, 1.2]})  # fmt: skip
     for framework, part in table.groupby("framework", sort=False):
-        ax.errorbar(part[f"cos_eps_{eps:g}"], part["acc_mean"], yerr=part["acc_std"].fillna(0.0),
-                    fmt=markers.get(str(framework), "o"), capsize=3, label=str(framework))
-        for _, r in part.iterrows():
-            ax.annotate(r["surrogate"], (r[f"cos_eps_{eps:g}"], r["acc_mean"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+        ax.errorbar(part[col], part["acc_mean"], yerr=part["acc_std"].fillna(0.0),
+                    fmt=markers.get(str(framework), "o"), color=colours.get(str(framework)),
+                    capsize=3, label=str(framework))  # fmt: skip
+    typical = table["acc_mean"].median()
+    for _, r in table.iterrows():
+        if r[col] < 0.5 or abs(r["acc_mean"] - typical) > 2.0:  # the dense cluster stays unnamed
+            ax.annotate(r["surrogate"], (r[col], r["acc_mean"]), fontsize=8,
+                        xytext=(4, 4), textcoords="offset points")  # fmt: skip
     ax.set(xlabel=f"cosine similarity with the FDG (ε = {eps:g}), first layer",
-           ylabel="test accuracy (%)", title="Surrogates: closeness to the FDG vs accuracy")
+           ylabel="test accuracy (%)", title="(a) closeness to the FDG vs accuracy")  # fmt: skip
     ax.grid(alpha=0.3)
     ax.legend()
+    ordered = table.sort_values(col)
+    names = [f"{r['surrogate']} ({r['framework']})" for _, r in ordered.iterrows()]
+    values = ordered[col].fillna(0.0)
+    bars.barh(names, values, color=[colours.get(f, "grey") for f in ordered["framework"]])
+    for y, (value, acc) in enumerate(zip(values, ordered["acc_mean"], strict=True)):
+        bars.annotate(f"{acc:.1f}%", (max(value, 0.0), y), xytext=(3, 0),
+                      textcoords="offset points", va="center", fontsize=8)  # fmt: skip
+    bars.set(xlabel=f"cosine similarity with the FDG (ε = {eps:g})",
+             xlim=(min(0.0, values.min()) - 0.05, 1.15),
+             title="(b) every surrogate; test accuracy at the bar's end")  # fmt: skip
+    bars.tick_params(axis="y", labelsize=8)
+    bars.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
