@@ -253,25 +253,38 @@ def time_variants(
     variants: list[str], time_steps: int, batch: int, width: int, repeats: int, warmup: int,
     device: torch.device,
 ) -> dict[str, dict[str, float]]:
-    """Median fwd / bwd / step seconds per variant, interleaved in this process."""
+    """Median fwd / bwd / step seconds per variant, interleaved in this process; on a GPU also
+    ``step_mb``: the most a step allocated above what was allocated before it
+    (``torch.cuda.max_memory_allocated``), the GPU's own measure of the step's memory."""
     x, y = _batch(batch, device)
     runs = {}
     for v in variants:
         model = build(v, time_steps, width, device)
         runs[v] = (model, build_optimizer(model, OptimConfig(lr=0.01)))
     samples: dict[str, list[tuple[float, float, float]]] = {v: [] for v in variants}
+    step_mb = dict.fromkeys(variants, 0.0)
     for i in range(warmup + repeats):
         for v, (model, optimizer) in runs.items():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+                before = torch.cuda.memory_allocated(device)
             seconds = timed_step(model, optimizer, x, y, device)
+            if device.type == "cuda":
+                grown = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+                step_mb[v] = max(step_mb[v], grown)
             if i >= warmup:
                 samples[v].append(seconds)
-    return {
+    medians = {
         v: {
             key: statistics.median(s[k] for s in samples[v])
             for k, key in enumerate(("fwd", "bwd", "step"))
         }
         for v in variants
     }
+    if device.type == "cuda":
+        for v in variants:
+            medians[v]["step_mb"] = step_mb[v]
+    return medians
 
 
 def _status_mb(key: str) -> float:

@@ -9,7 +9,8 @@
    ``benchmarks/compare_frameworks.py`` (dspike eager and compiled, SpikingJelly's LIFNode with
    its native CUDA/Triton kernels where it imports and with dspike's surrogate, which it runs
    through its PyTorch reference loop, snnTorch), the floor (the same graph with no neuron
-   layer) and T x the ANN twin's step.
+   layer) and T x the ANN twin's step; on a GPU each with its step memory
+   (``torch.cuda.max_memory_allocated`` above what was allocated before the step).
 3. ``stage``: the real training stage ``pipelines.train cifar10_snn_t6`` at smoke scale with
    ``train.bf16: true`` (autocast) and ``neuron.backend: compiled``, in a fresh workspace.
 
@@ -138,11 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows.append(("step", LABELS["spikingjelly"], "SKIP", "spikingjelly not importable"))
     medians = time_variants(variants, time_steps, batch, width, repeats, warmup, device)
-    ann = medians.pop("ann")["step"] * time_steps
-    rows.append(("step", f"T x {LABELS['ann']}", "INFO", f"{ann * 1e3:.1f} ms"))
+    ann_twin = medians.pop("ann")
+    ann = ann_twin["step"] * time_steps
+    memory = ""
+    if "step_mb" in ann_twin:  # a GPU
+        memory = f"; one ANN step's memory {ann_twin['step_mb']:.0f} MB"
+    rows.append(("step", f"T x {LABELS['ann']}", "INFO", f"{ann * 1e3:.1f} ms{memory}"))
     for v, m in medians.items():
         detail = (f"{m['step'] * 1e3:.1f} ms (fwd {m['fwd'] * 1e3:.1f}, bwd {m['bwd'] * 1e3:.1f})"
                   f", {m['step'] / ann:.2f} x (T x ANN)")  # fmt: skip
+        if "step_mb" in m:  # a GPU: torch.cuda.max_memory_allocated over the step
+            detail += f", step memory {m['step_mb']:.0f} MB"
         rows.append(("step", LABELS[v], "INFO", detail))
 
     status, detail = run_stage(device, args.dry, timeout=300)
