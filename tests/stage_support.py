@@ -4,11 +4,12 @@ training-stage test shares on top."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.params import REPO_ROOT, deep_merge
+from harness.params import REPO_ROOT, deep_merge, load_params
 
 SMALL: dict[str, Any] = {
     "neuron": {"tau": 0.25, "v_threshold": 0.5, "detach_reset": False, "backend": "eager"},
@@ -35,3 +36,19 @@ def toy_stage(mode: str, time_steps: int, epochs: int, lr: float, surrogate: str
 def stage_params(stages: dict[str, dict[str, Any]], **overlay: Any) -> dict[str, Any]:
     """:data:`BASE_PARAMS` with ``stages`` and ``overlay`` (merged key by key) on top."""
     return deep_merge(copy.deepcopy(BASE_PARAMS), {"stages": stages, **overlay})
+
+
+def run_mnist_study(main, workspace: Path, overlay: dict[str, Any], out: str, monkeypatch) -> Path:
+    """A study stage's ``main`` on bundled MNIST, run in ``workspace`` with its own MLflow store:
+    params from ``overlay``, MNIST prepared first; returns the ``out`` folder."""
+    from engine_support import one_thread
+
+    from pipelines.prepare import prepare
+
+    (workspace / "params.yaml").write_text(yaml.safe_dump(stage_params({}, **overlay)))
+    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workspace / 'mlflow.db'}")
+    with one_thread():
+        prepare(load_params(), "mnist", Path("data/manifests/mnist.json"))
+        main(["--out", out, "--manifest", "data/manifests/mnist.json"])
+    return workspace / out

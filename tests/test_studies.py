@@ -8,9 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-import yaml
-from engine_support import one_thread
-from stage_support import stage_params
+from stage_support import run_mnist_study
 from torch.utils.data import TensorDataset
 
 from dspike.fdg import fdg
@@ -95,18 +93,11 @@ STUDY_PARAMS = {
 
 def test_table1_stage_on_bundled_mnist(tmp_path: Path, monkeypatch) -> None:
     """The study's one entry point, ``python -m pipelines.table1``, on real (bundled) MNIST."""
-    from harness.params import load_params
-    from pipelines.prepare import prepare
     from pipelines.table1 import main
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(stage_params({}, **STUDY_PARAMS)))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with one_thread():
-        prepare(load_params(), "mnist", Path("data/manifests/mnist.json"))
-        main(["--out", "results/table1", "--manifest", "data/manifests/mnist.json"])
-    table = pd.read_csv(tmp_path / "results/table1/table1.csv")
-    assert len(table) == 2 and (tmp_path / "results/table1/table1.md").exists()
+    out = run_mnist_study(main, tmp_path, STUDY_PARAMS, "results/table1", monkeypatch)
+    table = pd.read_csv(out / "table1.csv")
+    assert len(table) == 2 and (out / "table1.md").exists()
 
 
 def test_fig3_follows_the_threshold() -> None:

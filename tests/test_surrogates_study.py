@@ -12,13 +12,11 @@ import pytest
 import snntorch as snn
 import torch
 import yaml
-from engine_support import one_thread
 from spikingjelly.activation_based import neuron as sj_neuron
-from stage_support import BASE_PARAMS, stage_params
+from stage_support import BASE_PARAMS, run_mnist_study, stage_params
 from test_studies import _blobs
 
 from dspike.surrogate import Dspike, Rectangular
-from harness.params import load_params
 from paper import fig2, surrogates
 from paper.surrogates import SurrogateChoice, build, finite
 from paper.toy_training import ToySettings
@@ -107,21 +105,15 @@ STUDY = {
 def test_stage_rows_are_the_params_list(tmp_path: Path, monkeypatch) -> None:
     """``python -m pipelines.surrogates`` on bundled MNIST: one row per entry of params.yaml's
     ``studies.surrogates.list``, in order (the real list, all 23)."""
-    from pipelines.prepare import prepare
     from pipelines.surrogates import main
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(stage_params({}, **STUDY)))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with one_thread():
-        prepare(load_params(), "mnist", Path("data/manifests/mnist.json"))
-        main(["--out", "results/s", "--manifest", "data/manifests/mnist.json"])
-    table = pd.read_csv(tmp_path / "results/s/surrogates.csv")
+    out = run_mnist_study(main, tmp_path, STUDY, "results/s", monkeypatch)
+    table = pd.read_csv(out / "surrogates.csv")
     assert list(zip(table["framework"], table["surrogate"], strict=True)) == [
         (c.framework, c.label) for c in LISTED
     ]
     assert len(LISTED) == 23 and table["acc_mean"].notna().all()
-    assert "Closest to the FDG" in (tmp_path / "results/s/surrogates.md").read_text()
+    assert "Closest to the FDG" in (out / "surrogates.md").read_text()
 
 
 def test_missing_framework_is_one_error_line(tmp_path: Path) -> None:
