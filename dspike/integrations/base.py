@@ -18,13 +18,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ..surrogate import Dspike, dspike_grad
+from ..surrogate import Dspike, _positive, dspike_grad
 
 __all__ = ["DspikeModule", "dspike_spike"]
 
@@ -60,13 +59,6 @@ def dspike_spike(
     Dspike gradient of Eq. (12) at temperature b and window ``|v| <= V_th``."""
     b = torch.as_tensor(temperature, dtype=torch.float64)
     return _DspikeSpike.apply(v, b, v_threshold, fires_at_threshold)
-
-
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
 
 
 def _scalar(threshold: Threshold) -> float | None:
