@@ -15,18 +15,16 @@ from paper import surrogates
 def _run(params: Params, args: argparse.Namespace) -> None:
     cfg = params.studies.surrogates
     choices = [surrogates.SurrogateChoice(**asdict(c)) for c in cfg.list]
-    try:
-        for choice in choices:
-            surrogates.build(choice)
-    except ImportError as err:  # a framework this environment lacks: say which extra has it
-        fail(err)
     train, test = mnist_splits(params)
-    table = surrogates.run(
-        train, random_subset(test, cfg.test_size), args.out, choices, epochs=cfg.epochs,
-        iterations=cfg.iterations, epsilons=list(cfg.epsilons), seeds=list(cfg.seeds),
-        finite_limit=cfg.finite_limit, delta=params.dspike.delta_b,
-        adapt_eps=params.fdg.epsilon, toy=toy_settings(params),
-    )  # fmt: skip
+    try:
+        table = surrogates.run(
+            train, random_subset(test, cfg.test_size), args.out, choices, epochs=cfg.epochs,
+            iterations=cfg.iterations, epsilons=list(cfg.epsilons), seeds=list(cfg.seeds),
+            finite_limit=cfg.finite_limit, delta=params.dspike.delta_b,
+            adapt_eps=params.fdg.epsilon, toy=toy_settings(params),
+        )  # fmt: skip
+    except surrogates.FrameworkMissing as err:  # raised before any training: name the extra
+        fail(err)
     print(table.to_string(index=False))
     print(table.attrs["note"])
     log_study(params, "surrogates", args)
