@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional, layer
 from spikingjelly.activation_based import neuron as sj_neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
+from test_integrations import _spikes_and_grad, leaky_steps
 from torch import nn
 
 from dspike.integrations import snntorch as st_dspike
@@ -144,13 +145,6 @@ def _currents(scale: float, shape: tuple[int, ...] = (3, 40)) -> torch.Tensor:
     return c.requires_grad_()
 
 
-def _spikes_and_grad(run, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    spikes = run(c)
-    weights = torch.linspace(-1.0, 1.0, spikes.numel(), dtype=torch.float64).view_as(spikes)
-    (grad,) = torch.autograd.grad((spikes * weights).sum(), c)
-    return spikes.detach(), grad
-
-
 @pytest.mark.parametrize("kind", ["snntorch", "spikingjelly"])
 def test_window_follows_the_neurons_default_threshold(kind: str) -> None:
     """At both frameworks' default threshold 1.0, ``Dspike()`` is dspike's LIF at V_th = 1.0:
@@ -160,11 +154,7 @@ def test_window_follows_the_neurons_default_threshold(kind: str) -> None:
         node = snn.Leaky(beta=0.25, spike_grad=st_dspike.Dspike(b), reset_mechanism="zero")
 
         def theirs(x: torch.Tensor) -> torch.Tensor:
-            mem, out = node.reset_mem(), []
-            for t in range(x.shape[0]):
-                s, mem = node(x[t], mem)
-                out.append(s)
-            return torch.stack(out)
+            return leaky_steps(node, x)
 
         detach = True
     else:
