@@ -42,6 +42,7 @@ __all__ = [
     "lif",
     "lif_reference",
     "set_lif_backend",
+    "use_eager_if_short",
 ]
 
 
@@ -286,3 +287,12 @@ def set_lif_backend(model: nn.Module, backend: LIFBackend) -> int:
     for m in lifs:
         m.backend = backend
     return len(lifs)
+
+
+def use_eager_if_short(model: nn.Module, steps: int, spec: NeuronSpec) -> bool:
+    """Run ``model``'s ``compiled`` LIFs on the eager kernels (the same node) if a training run
+    of ``steps`` optimiser steps is shorter than ``spec.compile_min_steps``, too short to repay
+    building a kernel it has none of; returns whether it did."""
+    if spec.backend != "compiled" or steps >= spec.compile_min_steps:
+        return False
+    return set_lif_backend(model, "eager") > 0

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, cast, get_args
 
-from .checks import ConfigError, check_choice, check_number
+from .checks import ConfigError, check_at_least, check_choice, check_number
 
 __all__ = ["LIF_BACKENDS", "TDBN_FORMS", "LIFBackend", "NeuronSpec", "TdBNForm", "check_backend"]
 
@@ -49,7 +49,10 @@ class NeuronSpec:
     * ``v_threshold``: V_th of Eq. 2 (Sec. 3.1: 0.5); Dspike's window follows it
       (:class:`dspike.surrogate.Dspike`);
     * ``detach_reset``: whether the reset of Eq. 2 is left out of the gradient;
-    * ``backend``: how the LIF runs, not what it computes (:func:`dspike.neurons.lif`).
+    * ``backend``: how the LIF runs, not what it computes (:func:`dspike.neurons.lif`);
+    * ``compile_min_steps``: a training run of fewer optimiser steps runs ``compiled`` LIFs
+      on the eager kernels (the same node) and builds no kernel: a build costs 10-30 s per
+      pass and T, and at smoke scale the fused kernels save nothing (docs/performance.md).
 
     ``tdbn`` section:
 
@@ -63,6 +66,7 @@ class NeuronSpec:
     v_threshold: float = field(default=0.5, metadata=_in("neuron"))
     detach_reset: bool = field(default=False, metadata=_in("neuron"))
     backend: LIFBackend = field(default="compiled", metadata=_in("neuron"))
+    compile_min_steps: int = field(default=1000, metadata=_in("neuron"))
     alpha: float = field(default=1.0, metadata=_in("tdbn"))
     alpha_residual: float = field(default=math.sqrt(0.5), metadata=_in("tdbn"))  # 1/sqrt 2
     form: TdBNForm = field(default="scale", metadata=_in("tdbn"))
@@ -75,6 +79,7 @@ class NeuronSpec:
             raise ConfigError(key("detach_reset"), f"must be true or false, got "
                               f"{self.detach_reset!r}")  # fmt: skip
         check_choice(key("backend"), self.backend, LIF_BACKENDS)
+        check_at_least(key("compile_min_steps"), self.compile_min_steps, 0)
         check_number(key("alpha"), self.alpha, positive=True)
         check_number(key("alpha_residual"), self.alpha_residual, positive=True)
         check_choice(key("form"), self.form, TDBN_FORMS)

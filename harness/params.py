@@ -171,6 +171,8 @@ class StageParams:
     batch_size: int | None = None
     bf16: bool | None = None
     select: str | None = None
+    max_train_samples: int | None = None
+    max_test_samples: int | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,8 @@ class RunSettings:
     batch_size: int
     bf16: bool
     select: str
+    max_train_samples: int
+    max_test_samples: int
     from_stage: frozenset[str]
 
     def key(self, name: str) -> str:
@@ -245,6 +249,7 @@ class Fig2Params:
 class Table1Params:
     epochs: int
     epsilons: tuple[float, ...]
+    seeds: tuple[int, ...]
 
 
 @dataclass(frozen=True)

@@ -152,17 +152,19 @@ def _file_digest(path: str) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def run_hash(params: Params, config: TrainConfig, dataset: str) -> str:
-    """What the run's result depends on: the config, the data settings and the init weights."""
+def run_hash(params: Params, config: TrainConfig, stage: str) -> str:
+    """What the run's result depends on: the config, the data settings (the samples ``stage``
+    takes of them included) and the init weights."""
+    settings = params.stage(stage)
     cfg = dataclasses.asdict(config)
     cfg["run"] = {k: v for k, v in cfg["run"].items() if k not in ("checkpoint", "progress")}
     return params_hash(
         {
-            "dataset": dataset,
+            "dataset": settings.dataset,
             "config": cfg,
             "data": dataclasses.asdict(params.data),
-            "max_train_samples": params.train.max_train_samples,
-            "max_test_samples": params.train.max_test_samples,
+            "max_train_samples": settings.max_train_samples,
+            "max_test_samples": settings.max_test_samples,
             "init_sha256": _file_digest(config.model.init),
         }
     )

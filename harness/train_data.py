@@ -42,9 +42,11 @@ def dvs_frames_dir(params: Params) -> Path:
 
 
 def build_datasets(
-    params: Params, dataset: str, info: distributed.DistInfo
+    params: Params, dataset: str, info: distributed.DistInfo, stage: str | None = None
 ) -> tuple[Dataset, Dataset]:
-    """Train and test splits of ``dataset`` as ``data`` configures them (bundled or real).
+    """Train and test splits of ``dataset`` as ``data`` configures them (bundled or real),
+    each cut to ``max_train_samples`` / ``max_test_samples`` of ``stages.<stage>`` over
+    ``train`` (of ``train`` without a stage).
 
     Bundled data is written once, by rank 0, while the other processes wait.
     """
@@ -69,5 +71,6 @@ def build_datasets(
     sets = [
         build_dataset(dataset, root, train, download=download, **options) for train in (True, False)
     ]
-    train = random_subset(sets[0], params.train.max_train_samples)
-    return train, random_subset(sets[1], params.train.max_test_samples)
+    limits = params.stage(stage) if stage else params.train
+    train = random_subset(sets[0], limits.max_train_samples)
+    return train, random_subset(sets[1], limits.max_test_samples)

@@ -27,6 +27,7 @@ from dspike.energy import measure_activity
 from dspike.fdg import FIRST_LAYER, fdg
 from dspike.models import build_model
 from dspike.models.toy import ToyCNN
+from dspike.neurons import use_eager_if_short
 from dspike.surrogate import Surrogate
 
 __all__ = [
@@ -118,6 +119,7 @@ def train_toy(
         raise ValueError("data is empty")
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     total = epochs * len(loader)
+    use_eager_if_short(model, total, model.spec)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda i: 0.5 * (1.0 + math.cos(math.pi * i / total))
     )

@@ -15,7 +15,7 @@ def _run(params: Params, args: argparse.Namespace) -> None:
     cfg = params.studies.table1
     table = table1.run(
         train, test, args.out, epochs=cfg.epochs, epsilons=list(cfg.epsilons),
-        toy=toy_settings(params),
+        seeds=list(cfg.seeds), toy=toy_settings(params),
     )  # fmt: skip
     print(table.to_string(index=False))
     log_study(params, "table1", args)

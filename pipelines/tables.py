@@ -44,6 +44,7 @@ from harness.params import Params, params_hash, provenance
 from harness.tracking import experiment_name, log_stage_run, run_tags
 from paper.energy_report import table3_rows
 from paper.markdown import write_table
+from paper.spread import separation_note
 
 # the paper's reported numbers, shown beside ours (never in place of a run)
 REPORTED = Path(paper.__file__).with_name("reported.yaml")
@@ -143,6 +144,8 @@ def table1(reported: dict, params: Params, inputs: argparse.Namespace) -> pd.Dat
     notes = [rep["note"]] if rep.get("note") else []
     if path.is_file():
         ours = pd.read_csv(path)
+        if "n" in ours:
+            notes.insert(0, separation_note(ours))
     else:
         eps = list(params.studies.table1.epsilons)
         ours = pd.DataFrame({"gradient": ["rectangular"] + ["fdg"] * len(eps),

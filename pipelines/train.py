@@ -121,8 +121,8 @@ def _train(params: Params, args: argparse.Namespace) -> None:
     )
     with named_by(keys):
         model = build_network(config)
-        train_set, test_set = build_datasets(params, dataset, info)
-    digest = run_hash(params, config, dataset)
+        train_set, test_set = build_datasets(params, dataset, info, stage)
+    digest = run_hash(params, config, stage)
     if info.is_main:
         check_writable(paths)  # before training, not after it
     checkpoints = Path(params.train.checkpoint_dir) / variant

@@ -27,7 +27,7 @@ from dspike.data import (
 STATIC = ("mnist", "cifar10", "cifar100", "imagenet")
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
           "imagenet": (3, 224, 224)}  # fmt: skip
-SIZES = {"mnist": (2000, 1000), "cifar10": (1600, 400), "cifar100": (1600, 400),
+SIZES = {"mnist": (2000, 1000), "cifar10": (9000, 1000), "cifar100": (9000, 1000),
          "imagenet": (50, 50)}  # fmt: skip
 
 

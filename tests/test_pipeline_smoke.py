@@ -129,7 +129,8 @@ def test_every_table_and_figure_exists_with_sane_values(smoke):
     assert "**Scale: SMOKE" in report and "## table5" in report
     assert "Provenance: scale=SMOKE" in report and "git_commit=" in report
     assert "inferred from the paper's Table 3" in report and "printed 1.03J" in report
-    assert "SUBSET: 2,000 bundled CIFAR-10 images" in t2.loc[t2["ours"].notna(), "data"].iloc[0]
+    subset = t2.loc[t2["ours"].notna(), "data"].iloc[0]
+    assert "SUBSET: the 10,000 bundled CIFAR-10 images" in subset
     for link in ("../fig2/fig2.png", "../fig3/fig3.png", "../energy/fig4.png", "fig5.png",
                  "../surrogates/surrogates.png"):
         assert f"({link})" in report

@@ -48,7 +48,7 @@ def make_mnist(src: Path, out: Path, n_train_per_class: int = 200, n_test: int =
     )
 
 
-def make_cifar10(src: Path, out: Path, n_per_class: int = 200) -> None:
+def make_cifar10(src: Path, out: Path, n_per_class: int = 1000) -> None:
     blobs, labels, index = [], [], []
     for label, name in enumerate(CIFAR10_CLASSES):
         for i in range(n_per_class):

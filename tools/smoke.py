@@ -26,6 +26,8 @@ import yaml
 
 from harness.params import REPO_ROOT, provenance, read_params
 
+from .repro_jobs import LOG_DIR, default_jobs, run_jobs
+
 # Never copied: the workspace writes its own (merged params, its own lock of its own runs).
 NOT_COPIED = {"params.yaml", "dvc.lock"}
 SYNCED = ".smoke-files.json"  # what the last sync copied: the files a later sync may delete
@@ -101,7 +103,7 @@ def prepare_workspace(workspace: Path, overlay: Path) -> Path:
     _write_if_changed(workspace / "params.yaml", header + yaml.safe_dump(merged, sort_keys=False))
     if not (workspace / ".git").is_dir():
         _git(workspace, "init", "-q", "-b", "main")
-        _write_if_changed(workspace / ".git" / "info" / "exclude", f"/{SYNCED}\n")
+        _write_if_changed(workspace / ".git" / "info" / "exclude", f"/{SYNCED}\n/{LOG_DIR}/\n")
     commit_workspace(workspace, f"smoke workspace of {provenance()['git_commit'][:12]}")
     return workspace
 
@@ -121,11 +123,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("targets", nargs="*", help="dvc repro targets (default: everything)")
     parser.add_argument("--workspace", type=Path, default=REPO_ROOT / ".smoke")
     parser.add_argument("--overlay", type=Path, default=REPO_ROOT / "params.smoke.yaml")
+    parser.add_argument(
+        "--jobs", type=int, default=default_jobs(),
+        help="stages run at once (default: one per core, here %(default)s); 1 = plain dvc repro",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     workspace = prepare_workspace(args.workspace.resolve(), args.overlay)
-    result = subprocess.run(["dvc", "repro", *args.targets], cwd=workspace, env=smoke_env())
-    if result.returncode:
-        sys.exit(result.returncode)
+    if args.jobs == 1:
+        status = subprocess.run(["dvc", "repro", *args.targets], cwd=workspace,
+                                env=smoke_env()).returncode  # fmt: skip
+    else:
+        status = run_jobs(workspace, args.jobs, smoke_env(), args.targets)
+    if status:
+        sys.exit(status)
     commit_workspace(workspace, "smoke: dvc repro")
     report = workspace / "results" / "report" / "REPORT.md"
     if report.is_file():

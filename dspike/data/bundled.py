@@ -6,9 +6,9 @@ data/bundled/README.md):
 
 - mnist: ``MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``, 2,000 training digits and
   1,000 test digits of the real MNIST.
-- cifar10: ``cifar-10-batches-py/`` pickles (data_batch_1..5, test_batch, batches.meta) of 2,000
-  real CIFAR-10 images (all from the official *test* set, decoded from JPEG): 160 per class for
-  "train", 40 per class for "test".
+- cifar10: ``cifar-10-batches-py/`` pickles (data_batch_1..5, test_batch, batches.meta) of
+  the 10,000 real CIFAR-10 images of the official *test* set (decoded from JPEG): 900 per class
+  for "train", 100 per class for "test".
 - cifar100: SUBSTITUTE. No CIFAR-100 image is available offline: ``cifar-100-python/`` pickles of
   the same CIFAR-10 images, fine label = CIFAR-10 label (10 of the 100 classes used), class names
   prefixed ``SUBSTITUTE-cifar10-``. ``bundle_info(root, 'cifar100')['substitute']`` says so for
@@ -51,7 +51,7 @@ from .errors import DatasetNotFoundError
 from .registry import dataset_info
 
 CIFAR10_CLASSES = DVS_CLASSES  # same names, same order (tonic labels = CIFAR-10 labels)
-CIFAR_TRAIN_PER_CLASS = 160  # of the 200 bundled images per class; the other 40 are "test"
+CIFAR_TRAIN_PER_CLASS = 900  # of the 1,000 bundled images per class; the other 100 are "test"
 
 
 def bundled_dir() -> Path:
@@ -82,8 +82,19 @@ def bundle_info(root: str | Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _is_complete(root: Path, info: dict | None, options: dict) -> bool:
-    if info is None or info.get("options") != options:
+# The bundled file each dataset is written from: a copy made from another version of it (the
+# CIFAR-10 sample grew from 2,000 to 10,000 images on 2026-12-08) is written again.
+_SOURCES = {"mnist": "mnist.npz", "cifar10": "cifar10.npz", "cifar100": "cifar10.npz",
+            "cifar10dvs": "cifar10.npz"}  # fmt: skip
+
+
+def _source_md5(name: str) -> str | None:
+    source = _SOURCES.get(name)
+    return _md5(bundled_dir() / source) if source else None
+
+
+def _is_complete(root: Path, info: dict | None, options: dict, source: str | None) -> bool:
+    if info is None or info.get("options") != options or info.get("source_md5") != source:
         return False
     return all(
         (root / rel).is_file() and (root / rel).stat().st_size == meta["size"]
@@ -210,7 +221,8 @@ _WRITERS = {
 def materialize_bundled(name: str, root: str | Path, **options) -> Path:
     """Write bundled data for ``name`` under ``root`` in its real loader's layout; return ``root``.
 
-    Idempotent (returns at once when a complete copy with the same options is there) and atomic
+    Idempotent (returns at once when a complete copy with the same options, written from the
+    same bundled file, is there) and atomic
     (temporary folder + rename, manifest last). Options: ``n_per_class`` (cifar10dvs, default 10
     recordings per class). A folder in the way that is not from an earlier bundle is left alone
     and an error is raised.
@@ -220,7 +232,8 @@ def materialize_bundled(name: str, root: str | Path, **options) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     manifest = _manifest_path(root, name)
     previous = bundle_info(root, name)
-    if _is_complete(root, previous, options):
+    source = _source_md5(name)
+    if _is_complete(root, previous, options, source):
         return root
     with tempfile.TemporaryDirectory(dir=root, prefix=f".tmp-{name}-") as staging:
         tmp = Path(staging)
@@ -238,7 +251,7 @@ def materialize_bundled(name: str, root: str | Path, **options) -> Path:
         for top in sorted(tmp.iterdir()):
             replace_dir(top, root / top.name)
     info = dict(name=name, options=options, substitute=dataset_info(name).substitute,
-                files=files,
+                source_md5=source, files=files,
                 top=sorted({Path(rel).parts[0] for rel in files}))  # fmt: skip
     atomic_write_text(manifest, json.dumps(info, indent=1))
     return root

@@ -78,10 +78,10 @@ DATASETS: dict[str, DatasetInfo] = {
             std=(0.2470, 0.2435, 0.2616),
             augmented=True,
             splits=(50_000, 10_000),
-            bundled_splits=(1_600, 400),
+            bundled_splits=(9_000, 1_000),
             builder="_cifar",
-            substitute="SUBSET: 2,000 bundled CIFAR-10 images, all from the official test set "
-            "(1,600 used as 'train', 400 as 'test'), not the 50k/10k splits",
+            substitute="SUBSET: the 10,000 bundled CIFAR-10 images, the official test set "
+            "(9,000 used as 'train', 1,000 as 'test'), not the 50k/10k splits",
             how_to_get="Expected <root>/cifar-10-batches-py/{data_batch_1..5,test_batch,"
             "batches.meta} (torchvision CIFAR10 layout). Pass download=True to fetch it, or write "
             "the bundled sample with dspike.data.materialize_bundled('cifar10', root).",
@@ -95,7 +95,7 @@ DATASETS: dict[str, DatasetInfo] = {
             std=(0.2673, 0.2564, 0.2762),
             augmented=True,
             splits=(50_000, 10_000),
-            bundled_splits=(1_600, 400),
+            bundled_splits=(9_000, 1_000),
             builder="_cifar",
             substitute="SUBSTITUTE: bundled CIFAR-10 images in CIFAR-100 format (10 of 100 "
             "labels used), not CIFAR-100",

@@ -42,7 +42,7 @@ from ..data import make_loader
 from ..energy import measure_activity
 from ..fdg import FIRST_LAYER, fdg
 from ..models import SpikingNet
-from ..neurons import LIF
+from ..neurons import LIF, use_eager_if_short
 from ..temperature import dspike_surrogates, set_temperature, update_temperature
 from . import distributed
 from .checkpoint import (
@@ -192,6 +192,16 @@ class _Trainer:
         shard = distributed.shard(test_set, info)
         self.test_loader = make_loader(shard, self.batch, False, workers=config.data.workers)
         self.stop = StopSignal()
+        self._short_run_eager()
+
+    def _short_run_eager(self) -> None:
+        """A run of fewer steps than ``spec.compile_min_steps`` runs its ``compiled`` LIFs on
+        the eager kernels: no kernel build for a run too short to repay it."""
+        spec, batch = self.config.model.spec, self.config.data.batch_size
+        steps = self.config.run.epochs * math.ceil(len(self.train_set) / batch)
+        if use_eager_if_short(self.model, steps, spec):
+            log.info("%d optimiser steps < neuron.compile_min_steps (%d): the LIFs run their "
+                     "eager kernels", steps, spec.compile_min_steps)  # fmt: skip
 
     # --- checkpoints --------------------------------------------------------------------------
 

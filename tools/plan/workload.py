@@ -224,7 +224,7 @@ def toy_key(params: Params, mode: str) -> StepKey:
 
 def _study(stage: str, params: Params) -> Workload:
     """fig2: each mode trained, FDG at every eps in its first ``iterations`` iterations per
-    epoch; table1: one rectangular-SG run and one FDG-trained run per eps, each evaluated;
+    epoch; table1: one rectangular-SG run and one FDG-trained run per eps and seed, each evaluated;
     surrogates: one run per surrogate and seed, each evaluated, fig2's FDG on the first seed."""
     terms = [Term("startup:study", None, 1)]
     if stage not in ("fig2", "table1", "surrogates"):
@@ -255,12 +255,13 @@ def _study(stage: str, params: Params) -> Workload:
             Term("fdg", key, surrogates * epochs * compared * eps),
             Term("eval", key, runs * test),
         ]
-    else:
-        key, runs = toy_key(params, "snn"), 1 + eps
+    else:  # table1: each run kind once per seed
+        key, seeds = toy_key(params, "snn"), len(cfg.seeds)
+        runs = (1 + eps) * seeds
         terms += [
             Term("train", key, runs * epochs * train),
             Term("warmup", key, runs),
-            Term("fdg", key, eps * epochs * per_epoch),
+            Term("fdg", key, eps * seeds * epochs * per_epoch),
             Term("eval", key, runs * test),
         ]
     return Workload(
