@@ -44,6 +44,7 @@ from harness.params import Params, params_hash, provenance
 from harness.tracking import experiment_name, log_stage_run, run_tags
 from paper.energy_report import table3_rows
 from paper.markdown import write_table
+from paper.mechanisms import dag_checks
 from paper.spread import separation_note
 
 # the paper's reported numbers, shown beside ours (never in place of a run)
@@ -272,6 +273,22 @@ def beyond_the_paper(folder: Path, out: Path) -> list[str]:
     return [*sections, table.read_text(), f"![surrogates]({rel})\n"]
 
 
+def mechanisms(params: Params, metrics: Path, plots: Path) -> list[str]:
+    """REPORT.md's section on the relations the paper's mechanisms imply
+    (:mod:`paper.mechanisms`), checked on the CIFAR-10 chain of every seed."""
+    checks = dag_checks(metrics, plots, list(params.seeds), params.dspike.inherit_temperature)
+    head = ["## Mechanisms at this scale\n",
+            "Relations that a broken ANN-to-SNN transfer, Time Inheritance Training or Algorithm "
+            "1 would break (`paper/mechanisms.py`), on the CIFAR-10 chain of each "
+            "seed.\n"]  # fmt: skip
+    if not checks:
+        return [*head, "Not run yet: no seed has the whole CIFAR-10 chain.\n"]
+    rows = ["| relation | run | holds | what was compared |", "|---|---|---|---|"]
+    rows += [f"| {c.relation} | {c.run} | {'yes' if c.holds else '**NO**'} | {c.detail} |"
+             for c in checks]  # fmt: skip
+    return [*head, "\n".join(rows) + "\n"]
+
+
 def _run(params: Params, args: argparse.Namespace) -> None:
     reported = yaml.safe_load(REPORTED.read_text())
     select = str(params.train.select)
@@ -299,6 +316,7 @@ def _run(params: Params, args: argparse.Namespace) -> None:
             sections.append(f"![{figure.stem}]({os.path.relpath(figure, args.out)})\n")
         else:
             sections.append(f"{figure.stem}: {_not_run(figure)}\n")
+    sections += mechanisms(params, args.metrics, args.plots)
     sections += beyond_the_paper(args.results / SURROGATES, args.out)
     report = args.out / "REPORT.md"
     atomic_write_text(report, "\n".join(sections))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import filecmp
+import itertools
 import json
 import os
 import subprocess
@@ -33,8 +34,12 @@ pytestmark = pytest.mark.integration
 
 CI_OVERLAY = {
     "ablation": {"datasets": ["cifar10"], "epsilons": [0.05], "seeds": [0]},
-    "train": {"max_train_samples": 96, "max_test_samples": 64},
-    "stages": {"cifar10_ann": {"epochs": 1}, "dvs_snn_t10": {"epochs": 2}},
+    "data": {"dvs": {"simulated_per_class": 10}},
+    "train": {"max_train_samples": 500, "max_test_samples": 300},
+    "stages": {"cifar10_ann": {"epochs": 3, "max_train_samples": 3000},
+               "cifar10_snn_t6": {"max_train_samples": 1000},
+               "cifar10_t2_scratch": {"max_train_samples": 500},
+               "dvs_snn_t10": {"epochs": 2}},
     "studies": {"toy": {"train_size": 256}, "fig2": {"epochs": 2, "iterations": 2},
                 "surrogates": {"epochs": 1, "iterations": 1, "epsilons": [0.1], "seeds": [0],
                                "test_size": 100}},
@@ -277,3 +282,70 @@ def test_exp_run_reruns_exactly_the_stages_that_read_the_param(smoke):
     finally:
         subprocess.run(["git", "reset", "-q", "--hard"], cwd=ws, check=True)
         _dvc(ws, "checkout", "--force", env=env)
+
+
+def _train(ws: Path, env: dict, stage: str, *args: str, params: Path | None = None) -> Path:
+    """Run training stage ``stage`` (seed 0) as dvc.yaml would, its outputs under broken/;
+    returns the folder."""
+    out = ws / "broken" / stage
+    cmd = [sys.executable, "-m", "pipelines.train", stage, "--seed", "0", *args,
+           "--manifest", "data/manifests/cifar10.json", "--model", f"{out}/seed0.pt",
+           "--metrics", f"{out}/seed0.json", "--plots", f"{out}/seed0.csv"]  # fmt: skip
+    if params is not None:
+        cmd += ["--params", str(params)]
+    done = _run(cmd, ws, env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return out
+
+
+def test_the_mechanisms_show_and_their_checks_fail_when_one_is_broken(smoke):
+    """At CI's size the CIFAR-10 chain of both seeds shows every relation of paper.mechanisms
+    (ANN-to-SNN transfer, TIT's weights and temperature, Algorithm 1 moving b); then each
+    mechanism is broken on purpose, in real stage runs, and its check fails: the SNN T=6
+    started from an untrained network with a fixed temperature (no transfer, no Algorithm 1), a
+    TIT round started from an untrained network without its parent's metrics (no weights, no
+    temperature)."""
+    import torch
+
+    from dspike.engine.factory import build_network
+    from harness.params import load_params
+    from harness.train_config import config_and_keys
+    from paper import mechanisms as mech
+
+    ws, env, _ = smoke
+    checks = mech.dag_checks(ws / "metrics", ws / "plots", [0, 1])
+    assert len(checks) == 2 * 6, checks
+    assert all(c.holds for c in checks), [c for c in checks if not c.holds]
+
+    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{ws.parent / 'broken.db'}"}
+    (ws / "broken").mkdir(exist_ok=True)
+    params = load_params(ws / "params.yaml")
+    config, _ = config_and_keys(params, "cifar10_ann", 0, init="", temperature=None)
+    torch.manual_seed(0)
+    fresh = ws / "broken" / "untrained.pt"  # ANN and SNN twins share their state_dict keys
+    torch.save(build_network(config).state_dict(), fresh)
+
+    def real(name: str) -> mech.Run:
+        return mech.load_run(ws / "metrics" / name / "seed0.json",
+                             ws / "plots" / name / "seed0.csv")
+
+    def broken(folder: Path) -> mech.Run:
+        return mech.load_run(folder / "seed0.json", folder / "seed0.csv", f"broken {folder.name}")
+
+    fixed = yaml.safe_load((ws / "params.yaml").read_text())
+    fixed["stages"]["cifar10_snn_t6"]["surrogate"] = "dspike"  # Algorithm 1 off
+    fixed_params = ws / "broken" / "params.yaml"
+    fixed_params.write_text(yaml.safe_dump(fixed, sort_keys=False))
+    snn = broken(_train(ws, env, "cifar10_snn_t6", "--init", str(fresh), params=fixed_params))
+    assert not mech.transfer(real("cifar10_ann"), snn).holds, snn
+    assert not mech.algorithm1([snn]).holds, snn
+    assert mech.algorithm1([real("cifar10_snn_t6")]).holds  # the same check on the real run
+
+    b0 = params.dspike.b0  # a TIT round without its parent's metrics starts at b0
+    pairs = [(p, c) for p, c in itertools.pairwise(mech.CHAIN)
+             if real(p).metrics["temperature"] != b0]  # fmt: skip
+    assert pairs, "Algorithm 1 left every parent of a TIT round at b0: nothing to tell apart"
+    parent, child = pairs[0]
+    tit = broken(_train(ws, env, child, "--init", str(fresh)))
+    assert not mech.weights(real(parent), tit).holds, tit
+    assert not mech.temperature(real(parent), tit).holds, tit
