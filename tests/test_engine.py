@@ -27,6 +27,7 @@ from dspike.engine import (
     load_checkpoint,
 )
 from dspike.engine.checkpoint import cpu_copy
+from dspike.neurons import LIF, use_eager_if_short
 from dspike.spec import NeuronSpec
 
 
@@ -223,3 +224,18 @@ def test_select_final_keeps_no_extra_weights(tmp_path):
         result.selected_state("best")
     with pytest.raises(ValueError, match="median"):
         result.selected_state("median")
+
+
+
+def test_a_run_shorter_than_compile_min_steps_runs_the_eager_kernels():
+    """2 epochs x 6 batches = 12 steps, below neuron.compile_min_steps: the compiled LIFs run
+    eager (no kernel build for a run too short to repay it); at the threshold they stay."""
+    spec = NeuronSpec(backend="compiled", compile_min_steps=13)
+    config = replace(toy_config(epochs=2), "model", spec=spec)
+    train, test = toy_data(n_train=96)
+    model = build_network(config)
+    fit(config, model, train, test)
+    assert {m.backend for m in model.modules() if isinstance(m, LIF)} == {"eager"}
+    other = build_network(config)
+    assert not use_eager_if_short(other, 13, spec)
+    assert {m.backend for m in other.modules() if isinstance(m, LIF)} == {"compiled"}
