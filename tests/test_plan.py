@@ -95,11 +95,12 @@ def test_bundled_sizes_are_what_the_real_loaders_read(tmp_path):
 
 def test_smoke_sizes_are_the_bundled_splits_capped(smoke):
     works = _works(smoke)
-    cap = SMOKE["train"]
+    cap, snn = SMOKE["train"], SMOKE["stages"]["cifar10_snn_t6"]
+    # the ANN takes every bundled image (its max_train_samples 0), test images are uncapped (0)
     assert (works["ann@cifar10-0"].train_images, works["ann@cifar10-0"].test_images) == (
-        cap["max_train_samples"],
-        cap["max_test_samples"],
-    )
+        9000, 1000)  # fmt: skip
+    assert works["snn_t6@cifar10-0"].train_images == snn["max_train_samples"]
+    assert works["tit_t4@cifar10-0"].train_images == cap["max_train_samples"]
     assert works["imagenet_resnet34_t6@0"].train_images == 50
     assert (works["dvs_snn_t10@0"].train_images, works["dvs_snn_t10@0"].test_images) == (270, 30)
     table1 = works["table1"]

@@ -95,9 +95,12 @@ class Workload:
         return None if self.seed is None else f"{self.dataset}/seed{self.seed}"
 
 
-def split_sizes(params: Params, dataset: str, capped: bool = True) -> tuple[int, int]:
+def split_sizes(
+    params: Params, dataset: str, capped: bool = True, stage: str | None = None
+) -> tuple[int, int]:
     """(train, test) samples of the known split; ``capped``: as a training stage sees them,
-    capped by ``train.max_*_samples``."""
+    capped by ``max_*_samples`` of ``stages.<stage>`` over ``train`` (of ``train`` without a
+    stage)."""
     source = params.data.source
     if source == "bundled" and dataset == "cifar10dvs":
         per_class = params.data.dvs.simulated_per_class
@@ -111,7 +114,8 @@ def split_sizes(params: Params, dataset: str, capped: bool = True) -> tuple[int,
         sizes = info.bundled_splits if source == "bundled" else info.splits
     if not capped:
         return sizes
-    caps = (params.train.max_train_samples, params.train.max_test_samples)
+    limits = params.stage(stage) if stage else params.train
+    caps = (limits.max_train_samples, limits.max_test_samples)
     return tuple(min(n, cap) if cap else n for n, cap in zip(sizes, caps, strict=True))  # type: ignore[return-value]
 
 
@@ -154,7 +158,7 @@ def _training(stage: str, params: Params, launcher: list[str], args: list[str]) 
     ns = parser.parse_known_args(args)[0]
     dataset = params.stage(ns.run).dataset
     config = build_config(params, ns.run, ns.seed, ns.epsilon)
-    train, test = split_sizes(params, dataset)
+    train, test = split_sizes(params, dataset, stage=ns.run)
     p, epochs = launcher_processes(launcher), config.run.epochs
     key = _key(params, config, dataset, config.data.batch_size)
     common = dict(
