@@ -43,19 +43,24 @@ def _graph(workspace: Path) -> tuple[dict[str, set[str]], set[str]]:
     return upstream, changed
 
 
+def _reachable(edges: Mapping[str, set[str]], start: set[str] | list[str]) -> set[str]:
+    """``start`` and every stage reached from it along ``edges``."""
+    found, stack = set(), list(start)
+    while stack:
+        name = stack.pop()
+        if name not in found:
+            found.add(name)
+            stack.extend(edges[name])
+    return found
+
+
 def pending_stages(upstream: Mapping[str, set[str]], changed: set[str]) -> set[str]:
     """``changed`` and every stage downstream of one."""
     downstream: dict[str, set[str]] = {name: set() for name in upstream}
     for name, ups in upstream.items():
         for up in ups:
             downstream[up].add(name)
-    todo, stack = set(), list(changed)
-    while stack:
-        name = stack.pop()
-        if name not in todo:
-            todo.add(name)
-            stack.extend(downstream[name])
-    return todo
+    return _reachable(downstream, changed)
 
 
 def _waiting_on(name: str, upstream: Mapping[str, set[str]], todo: set[str]) -> int:
@@ -73,13 +78,7 @@ def _with_upstream(upstream: Mapping[str, set[str]], targets: list[str]) -> set[
     if unknown:
         raise SystemExit(f"error: no stage {', '.join(map(repr, unknown))} in dvc.yaml "
                          f"(stages: {', '.join(sorted(upstream))})")  # fmt: skip
-    keep, stack = set(), list(targets)
-    while stack:
-        name = stack.pop()
-        if name not in keep:
-            keep.add(name)
-            stack.extend(upstream[name])
-    return keep
+    return _reachable(upstream, targets)
 
 
 def run_jobs(
