@@ -5,8 +5,9 @@ The workspace (default ``.smoke/``) is what a fresh clone of this checkout would
 git tracks or would track: ``git ls-files --cached --others --exclude-standard``), with
 ``params.yaml`` replaced by ``params.yaml`` overlaid with ``params.smoke.yaml``. It is a git
 repository of its own (so ``dvc exp run`` works there) and the same DVC project as the
-repository root (``.dvc/config``, ``.dvcignore``). ``dvc repro`` runs at its root; the result
-(``dvc.lock`` and the ``.gitignore`` entries DVC adds) is committed there. Runs log to the
+repository root (``.dvc/config``, ``.dvcignore``). The DAG runs at its root through DVC,
+``--jobs`` independent stages at a time (:mod:`tools.repro_jobs`; ``--jobs 1``: one plain ``dvc
+repro``); the result (``dvc.lock`` and the ``.gitignore`` entries DVC adds) is committed there. Runs log to the
 repository's ``mlflow.db`` under experiments named ``smoke/<dataset>``. Running it twice: the
 second ``dvc repro`` does nothing.
 """
