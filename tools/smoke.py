@@ -7,8 +7,8 @@ git tracks or would track: ``git ls-files --cached --others --exclude-standard``
 repository of its own (so ``dvc exp run`` works there) and the same DVC project as the
 repository root (``.dvc/config``, ``.dvcignore``). The DAG runs at its root through DVC,
 ``--jobs`` independent stages at a time (:mod:`tools.repro_jobs`; ``--jobs 1``: one plain ``dvc
-repro``); the result (``dvc.lock`` and the ``.gitignore`` entries DVC adds) is committed there. Runs log to the
-repository's ``mlflow.db`` under experiments named ``smoke/<dataset>``. Running it twice: the
+repro``); the result (``dvc.lock`` and the ``.gitignore`` entries DVC adds) is committed
+there. Runs log to the repository's ``mlflow.db`` under experiments named ``smoke/<dataset>``. Running it twice: the
 second ``dvc repro`` does nothing.
 """
 
