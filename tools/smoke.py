@@ -8,8 +8,8 @@ repository of its own (so ``dvc exp run`` works there) and the same DVC project 
 repository root (``.dvc/config``, ``.dvcignore``). The DAG runs at its root through DVC,
 ``--jobs`` independent stages at a time (:mod:`tools.repro_jobs`; ``--jobs 1``: one plain ``dvc
 repro``); the result (``dvc.lock`` and the ``.gitignore`` entries DVC adds) is committed
-there. Runs log to the repository's ``mlflow.db`` under experiments named ``smoke/<dataset>``. Running it twice: the
-second ``dvc repro`` does nothing.
+there. Runs log to the repository's ``mlflow.db`` under experiments named ``smoke/<dataset>``.
+Running it twice: the second run does nothing.
 """
 
 from __future__ import annotations
