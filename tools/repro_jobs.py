@@ -113,7 +113,8 @@ def run_jobs(
             while ready and len(running) < jobs and not failed:
                 name = ready.pop(0)
                 log = open(logs / f"{name}.log", "w")
-                cmd = ["dvc", "--wait-for-lock", "repro", "--single-item", name]
+                cmd = [sys.executable, "-m", "dvc",  # this environment's DVC, whatever PATH says
+                       "--wait-for-lock", "repro", "--single-item", name]
                 proc = subprocess.Popen(cmd, cwd=workspace, env=stage_env, stdout=log,
                                         stderr=subprocess.STDOUT)  # fmt: skip
                 log.close()
