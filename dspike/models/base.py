@@ -4,7 +4,8 @@ Activations flow as ``[T*B, C, H, W]``: convolutions, BN and pooling run once on
 into the batch, and only the LIF recurrence loops over T. A static image ``[B, C, H, W]`` is
 the same at every step, so the first conv (+BN) runs once on B images and is broadcast over T;
 event frames ``[B, T, C, H, W]`` are folded as they come. The output is the mean over T of the
-last (non-spiking) layer, Eq. (3).
+last (non-spiking) layer, Eq. (3). In the SNN, autograd keeps the spikes it saves as bytes
+(:mod:`dspike.saved_spikes`).
 
 The same class builds the ANN (ReLU, plain BN, T=1) and the SNN (LIF, tdBN with alpha*V_th)
 with identical parameter names, so an ANN state_dict initialises the SNN and a T=6 SNN
@@ -13,6 +14,7 @@ initialises T=4 (Time Inheritance Training, Sec. 4.4) by ``load_state_dict`` alo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -20,6 +22,7 @@ from torch import nn
 
 from ..neurons import LIF
 from ..norm import TdBatchNorm2d
+from ..saved_spikes import spikes_saved_as_bytes
 from ..spec import NeuronSpec
 from ..surrogate import Dspike, Surrogate
 
@@ -73,7 +76,8 @@ class SpikingNet(nn.Module):
         """tdBN in the SNN, plain BN (scale 1, same parameter names) in the ANN."""
         if not self.is_snn:
             return TdBatchNorm2d(channels, alpha=1.0, v_threshold=1.0)
-        return TdBatchNorm2d.from_spec(channels, self.spec, residual)
+        # The SNN's norms keep their output, which the LIF after them keeps too (dspike.norm).
+        return TdBatchNorm2d.from_spec(channels, self.spec, residual, saves_output=True)
 
     def set_time_steps(self, time_steps: int) -> None:
         """Change T in place (Time Inheritance Training); parameters are untouched."""
@@ -106,10 +110,11 @@ class SpikingNet(nn.Module):
         ``static``: ``c`` is ``[B, ...]`` and is broadcast over ``steps``; otherwise ``c`` is
         already ``[steps*B, ...]``.
         """
-        c = self.bn1(c)
-        if static and steps > 1:
-            c = c.unsqueeze(0).expand(steps, *c.shape).flatten(0, 1)
-        return self.body(c).unflatten(0, (steps, -1)).mean(0)
+        with spikes_saved_as_bytes() if self.is_snn else contextlib.nullcontext():
+            c = self.bn1(c)
+            if static and steps > 1:
+                c = c.unsqueeze(0).expand(steps, *c.shape).flatten(0, 1)
+            return self.body(c).unflatten(0, (steps, -1)).mean(0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         folded, static = self.fold_input(x)

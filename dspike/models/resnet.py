@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..neurons import LIF
 from ..spec import NeuronSpec
 from ..surrogate import Surrogate
 from .base import SpikingNet
@@ -54,6 +55,8 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        if isinstance(self.act2, LIF):  # it keeps the two summands, not their sum
+            return self.act2(out, self.shortcut(x))
         return self.act2(out + self.shortcut(x))
 
 
