@@ -157,3 +157,29 @@ def test_a_norm_whose_output_cannot_give_back_its_input_keeps_its_input():
     x = torch.randn(6, 3, 4, 4, requires_grad=True)
     with spikes_saved_as_bytes():
         assert _saved_bytes(lambda: keeping.float()(x)) == 4 * x.numel()  # x, not y
+
+
+def test_recompute_keeps_block_inputs_only_with_the_same_gradients_and_statistics():
+    """``neuron.recompute``: a residual block keeps only its input and runs again in backward;
+    the gradients, the BN running statistics and the firing-rate counts are those without."""
+    torch.manual_seed(0)
+    models = {}
+    for recompute in (False, True):
+        spec = NeuronSpec(backend="eager", recompute=recompute)
+        models[recompute] = build_model("resnet18", 10, "snn", T, width=4, spec=spec).double()
+    _randomise_norms(models[False])
+    models[True].load_state_dict(models[False].state_dict())
+    x = torch.randn(B, 3, 32, 32, dtype=torch.float64)
+    for m in models.values():
+        for lif in m.modules():
+            if isinstance(lif, LIF):
+                lif.record_rate = True
+    got, want = _grads(models[True], x), _grads(models[False], x)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(models[True].state_dict(), models[False].state_dict())
+    rates = [[m.spike_count for m in n.modules() if isinstance(m, LIF)] for n in models.values()]
+    assert rates[0] == rates[1] and sum(rates[0]) > 0
+
+    spikes = mark_spikes(_spikes((T * B, 4, 16, 16)))
+    kept = {r: _saved_bytes(lambda m=m: m.float().stages(spikes)) for r, m in models.items()}
+    assert 0 < kept[True] < 0.25 * kept[False]  # the residual stages: their blocks' inputs

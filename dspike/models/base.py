@@ -15,10 +15,11 @@ initialises T=4 (Time Inheritance Training, Sec. 4.4) by ``load_state_dict`` alo
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..neurons import LIF
 from ..norm import TdBatchNorm2d
@@ -26,9 +27,41 @@ from ..saved_spikes import spikes_saved_as_bytes
 from ..spec import NeuronSpec
 from ..surrogate import Dspike, Surrogate
 
-__all__ = ["MODES", "SpikingNet"]
+__all__ = ["MODES", "SpikingNet", "recomputed"]
 
 MODES = ("snn", "ann")
+
+
+@contextlib.contextmanager
+def _leaves_no_trace(module: nn.Module) -> Iterator[None]:
+    """Undo, on exit, what a forward of ``module`` changes besides its output: its buffers
+    (BN running statistics and batch counts) and its LIFs' firing-rate counts."""
+    buffers = [(b, b.clone()) for b in module.buffers()]
+    lifs = [(m, m._spike_count, m.neuron_steps) for m in module.modules() if isinstance(m, LIF)]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, value in buffers:
+                b.copy_(value)
+        for m, count, steps in lifs:
+            m._spike_count, m.neuron_steps = count, steps
+
+
+def recomputed(
+    module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
+    """``forward(x)`` keeping nothing for backward but ``x``; the backward runs it again
+    (``torch.utils.checkpoint``), without a second update of ``module``'s running statistics
+    or firing-rate counts. The gradients are those of ``forward(x)``."""
+    if not torch.is_grad_enabled():
+        return forward(x)
+    return checkpoint(
+        forward,
+        x,
+        use_reentrant=False,
+        context_fn=lambda: (contextlib.nullcontext(), _leaves_no_trace(module)),
+    )
 
 
 class SpikingNet(nn.Module):
@@ -61,6 +94,9 @@ class SpikingNet(nn.Module):
         self.spec = spec or NeuronSpec()
         self.surrogate = surrogate or Dspike(v_threshold=self.spec.v_threshold)
         self.time_steps = 1 if mode == "ann" else int(time_steps)
+        # Whether autograd keeps the spikes it saves as bytes (dspike.saved_spikes); only the
+        # benchmark's comparison turns it off.
+        self.spikes_as_bytes = self.is_snn
 
     @property
     def is_snn(self) -> bool:
@@ -110,7 +146,7 @@ class SpikingNet(nn.Module):
         ``static``: ``c`` is ``[B, ...]`` and is broadcast over ``steps``; otherwise ``c`` is
         already ``[steps*B, ...]``.
         """
-        with spikes_saved_as_bytes() if self.is_snn else contextlib.nullcontext():
+        with spikes_saved_as_bytes() if self.spikes_as_bytes else contextlib.nullcontext():
             c = self.bn1(c)
             if static and steps > 1:
                 c = c.unsqueeze(0).expand(steps, *c.shape).flatten(0, 1)
