@@ -196,7 +196,8 @@ def lif(
         or c.device.type not in _kernel_cache.DEVICE_TYPES
     ):
         backend = "eager"
-    if addend is not None and addend.shape != c.shape:  # broadcast: the node takes the sum
+    if addend is not None and (addend.shape, addend.dtype) != (c.shape, c.dtype):
+        # broadcast or promotion: the node takes the sum
         c, addend = c + addend, None
     spikes = _LIFFunction.apply(c, addend, tau, v_threshold, surrogate, detach_reset, backend)
     return mark_spikes(spikes)

@@ -135,8 +135,11 @@ _RECOVERY_RANGE = 100.0
 def _recoverable(bn: nn.BatchNorm2d, x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether a normalisation of ``x`` may keep its output: in training with batch
     statistics, with a gradient to take, and ``x_hat`` recoverable from the output in every
-    channel (``g != 0`` and ``|beta| <= 100 |g|``; one host synchronisation)."""
+    channel (``g != 0`` and ``|beta| <= 100 |g|``; one host synchronisation). Not under
+    autocast, nor for an input of another dtype than the weight."""
     if not (bn.training and torch.is_grad_enabled() and x.dim() == 4):
+        return False
+    if torch.is_autocast_enabled(x.device.type) or x.dtype != weight.dtype:
         return False
     if not (x.requires_grad or weight.requires_grad or bn.bias.requires_grad):
         return False
