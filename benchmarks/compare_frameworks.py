@@ -73,10 +73,17 @@ from dspike.spec import NeuronSpec
 VARIANTS = (
     "dspike-eager", "dspike-compiled", "spikingjelly", "snntorch", "ann", "floor", "floor-no-tdbn"
 )
-OPTIONAL = ("spikingjelly-dspike",)
+# What each of issue 27's savings buys: the default with spikes saved as floats, and with that
+# and every tdBN keeping its input (what a step kept before, LIF kernels aside).
+SAVINGS = ("dspike-compiled-floats", "dspike-compiled-keep")
+OPTIONAL = ("spikingjelly-dspike", *SAVINGS, "dspike-compiled-recompute")
+DSPIKE = ("dspike-eager", "dspike-compiled", *SAVINGS, "dspike-compiled-recompute")
 LABELS = {
     "dspike-eager": "dspike LIF, eager",
     "dspike-compiled": "dspike LIF, compiled",
+    "dspike-compiled-floats": "dspike compiled, spikes kept as floats",
+    "dspike-compiled-keep": "dspike compiled, floats, tdBN keeps input",
+    "dspike-compiled-recompute": "dspike compiled, neuron.recompute: true",
     "spikingjelly": "SpikingJelly LIFNode (Sigmoid SG, native)",
     "spikingjelly-dspike": "SpikingJelly LIFNode (Dspike SG)",
     "snntorch": "snnTorch Leaky, per step",
@@ -163,10 +170,15 @@ def build(variant: str, time_steps: int, width: int, device: torch.device) -> nn
     torch.manual_seed(0)
     if variant == "ann":
         return build_model("resnet18", 10, "ann", time_steps, width=width).to(device).train()
-    backend = "compiled" if variant == "dspike-compiled" else "eager"
-    model = build_model(
-        "resnet18", 10, "snn", time_steps, width=width, spec=NeuronSpec(backend=backend)
-    )
+    backend = "compiled" if variant.startswith("dspike-compiled") else "eager"
+    spec = NeuronSpec(backend=backend, recompute=variant == "dspike-compiled-recompute")
+    model = build_model("resnet18", 10, "snn", time_steps, width=width, spec=spec)
+    if variant in SAVINGS:
+        model.spikes_as_bytes = False
+    if variant == "dspike-compiled-keep":
+        for m in model.modules():
+            if isinstance(m, TdBatchNorm2d):
+                m.saves_output = False
     if variant == "spikingjelly" or variant == "spikingjelly-dspike":
         _swap_neurons(model, lambda: _spikingjelly(time_steps, variant.endswith("dspike")))
     elif variant == "snntorch":
@@ -175,7 +187,7 @@ def build(variant: str, time_steps: int, width: int, device: torch.device) -> nn
         _swap_neurons(model, nn.Identity)
     elif variant == "floor-no-tdbn":
         _swap_neurons(model, nn.Identity, (LIF, TdBatchNorm2d))
-    elif variant not in ("dspike-eager", "dspike-compiled"):
+    elif variant not in DSPIKE:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS + OPTIONAL}")
     return model.to(device).train()
 

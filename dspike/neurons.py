@@ -5,8 +5,12 @@
     u(t)     = u_pre(t) * (1 - y(t)),  u(0) = 0
 
 :func:`lif` is the pure function; its backward pass is written by hand so that the whole
-time loop stores one tensor (``u_pre`` per step) instead of an autograd graph of ``5 T``
-small ops. :func:`lif_reference` is the same recurrence built from :func:`spike`
+time loop stores one tensor, its input ``c``, instead of an autograd graph of ``5 T`` small ops;
+the backward recomputes ``u_pre`` from it. That input is the output of the tdBN before the LIF,
+which tdBN keeps for its own backward (:mod:`dspike.norm`), so the two share one saved tensor.
+A residual block's LIF takes its two summands (``addend``) and keeps those instead of their sum,
+and the spikes a LIF returns are marked so that layers after it save them as bytes
+(:mod:`dspike.saved_spikes`). :func:`lif_reference` is the same recurrence built from :func:`spike`
 with plain autograd, kept as the ground truth the tests compare against.
 :class:`LIF` is the thin module: it takes its constants from a :class:`~dspike.spec.NeuronSpec`
 (the defaults live there) and optionally records firing rates. Without a surrogate, both use
@@ -30,6 +34,7 @@ import torch
 from torch import nn
 
 from . import _kernel_cache, _lif_fused
+from .saved_spikes import mark_spikes
 from .spec import LIF_BACKENDS, LIFBackend, NeuronSpec, check_backend
 from .surrogate import Dspike, FunctionalSurrogate, Surrogate, spike
 
@@ -77,7 +82,8 @@ def compiled_fallbacks() -> tuple[str, ...]:
 def _eager_forward(
     c: torch.Tensor, tau: float, v_threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spikes and ``u_pre`` of Eq. 1-2: per step one add, one compare, one select."""
+    """Spikes and ``u_pre`` of Eq. 1-2: per step one add, one compare, one select. The
+    backward calls it again for ``u_pre``: the same ops on the same ``c``, the same values."""
     u_pre = torch.empty_like(c)
     fired = torch.empty_like(c, dtype=torch.bool)
     u_pre[0].copy_(c[0])
@@ -111,7 +117,8 @@ def _eager_backward(
 
 
 class _LIFFunction(torch.autograd.Function):
-    """Eq. 1-2 over all T steps as one autograd node; saves only ``u_pre``.
+    """Eq. 1-2 over all T steps as one autograd node driven by ``c (+ addend)``; saves only
+    ``c`` (and ``addend``), from which the backward recomputes ``u_pre``.
 
     With ``a(t) = dL/dy(t) * sg(t)`` and ``r(t) = tau * du(t)/du_pre(t)`` the backward is the
     reverse recurrence ``dL/dc(t) = a(t) + r(t) * dL/dc(t+1)``. ``eager`` evaluates everything
@@ -123,41 +130,47 @@ class _LIFFunction(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx,
         c: torch.Tensor,
+        addend: torch.Tensor | None,
         tau: float,
         v_threshold: float,
         surrogate: Surrogate,
         detach_reset: bool,
         backend: LIFBackend,
     ) -> torch.Tensor:
-        fused = None
+        current = c if addend is None else c + addend
+        spikes = None
         if backend == "compiled":
-            fused = _fused(_lif_fused.lif_forward, c, tau, v_threshold)
-        spikes, u_pre = fused if fused is not None else _eager_forward(c, tau, v_threshold)
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(u_pre)
+            spikes = _fused(_lif_fused.lif_forward, current, tau, v_threshold)
+        if spikes is None:
+            spikes = _eager_forward(current, tau, v_threshold)[0]
+        if any(ctx.needs_input_grad[:2]):
+            ctx.save_for_backward(c, addend)
         ctx.constants = (tau, v_threshold, surrogate, detach_reset, backend)
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
-        (u_pre,) = ctx.saved_tensors
+        c, addend = ctx.saved_tensors
+        if addend is not None:
+            c = c + addend
         tau, v_threshold, surrogate, detach_reset, backend = ctx.constants
         grad_c = None
         if backend == "compiled":
             grad_c = _fused(
                 _lif_fused.lif_backward,
                 grad_spikes,
-                u_pre,
+                c,
                 tau,
                 v_threshold,
                 surrogate.grad_function,
                 surrogate.grad_params(),
                 detach_reset,
             )
-        if grad_c is None:  # the fused forward keeps u_pre as [T, N]
-            u_pre = u_pre.view_as(grad_spikes)
+        if grad_c is None:
+            u_pre = _eager_forward(c, tau, v_threshold)[1]
             grad_c = _eager_backward(grad_spikes, u_pre, tau, v_threshold, surrogate, detach_reset)
-        return grad_c, None, None, None, None, None
+        grads = [grad_c if needed else None for needed in ctx.needs_input_grad[:2]]
+        return *grads, None, None, None, None, None
 
 
 def lif(
@@ -167,8 +180,11 @@ def lif(
     surrogate: Surrogate | None = None,
     detach_reset: bool = NeuronSpec.detach_reset,
     backend: LIFBackend = NeuronSpec.backend,
+    addend: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Spikes of LIF neurons driven by input currents ``c`` of shape ``[T, ...]`` (Eq. 1-2).
+    """Spikes of LIF neurons driven by input currents ``c`` of shape ``[T, ...]`` (Eq. 1-2),
+    or by ``c + addend`` (a residual sum: the node then keeps the two summands, which the
+    layers that made them keep anyway, instead of a sum of its own).
 
     ``backend="compiled"`` runs fused kernels (built once per machine, see :mod:`._lif_fused`)
     for a :class:`~dspike.surrogate.FunctionalSurrogate` (every built-in one is), whose
@@ -181,7 +197,11 @@ def lif(
         or c.device.type not in _kernel_cache.DEVICE_TYPES
     ):
         backend = "eager"
-    return _LIFFunction.apply(c, tau, v_threshold, surrogate, detach_reset, backend)
+    if addend is not None and (addend.shape, addend.dtype) != (c.shape, c.dtype):
+        # broadcast or promotion: the node takes the sum
+        c, addend = c + addend, None
+    spikes = _LIFFunction.apply(c, addend, tau, v_threshold, surrogate, detach_reset, backend)
+    return mark_spikes(spikes)
 
 
 def lif_reference(
@@ -262,10 +282,15 @@ class LIF(nn.Module):
         """Spikes per neuron per time step since the last :meth:`reset_rate`."""
         return self.spike_count / max(self.neuron_steps, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, addend: torch.Tensor | None = None) -> torch.Tensor:
+        """Spikes for the input currents ``x``, or ``x + addend`` (see :func:`lif`)."""
         folded = self.time_steps is not None
         c = x.unflatten(0, (self.time_steps, -1)) if folded else x
-        y = lif(c, self.tau, self.v_threshold, self.surrogate, self.detach_reset, self.backend)
+        if folded and addend is not None:
+            addend = addend.unflatten(0, (self.time_steps, -1))
+        y = lif(
+            c, self.tau, self.v_threshold, self.surrogate, self.detach_reset, self.backend, addend
+        )
         if self.record_rate:
             total = y.detach().sum(dtype=torch.float64)
             self._spike_count = total if self._spike_count is None else self._spike_count + total

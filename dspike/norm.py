@@ -18,6 +18,15 @@ The ANN twin uses ``scale=1`` (plain BN), so ANN and SNN share parameter names.
 (:mod:`dspike.fdg`) stacks perturbed copies of one minibatch along the batch axis; while the
 context is open each copy is normalised on its own batch statistics, exactly as a separate
 forward pass in train mode would, and the running statistics are neither read nor written.
+
+**Saving the output** (``saves_output=True``, what the SNN's norms do): in training, the norm
+keeps its output ``y`` for its backward instead of its input, and recovers
+``x_hat = (y - beta) / g`` from it, ``g = scale * gamma`` (the trick of In-Place ABN, Rota Bulo
+et al. 2018). The LIF after it keeps that same ``y`` as its input (:mod:`dspike.neurons`), so
+the pair keeps one tensor where it kept two. Where ``x_hat`` cannot be recovered to float
+precision (a channel with ``g = 0`` or ``|beta| > 100 |g|``), in eval mode, per copy, and for
+any other layer than ``nn.BatchNorm2d`` (``SyncBatchNorm``), the norm keeps its input as
+before. It is off in the ANN twin, whose in-place ReLU overwrites the norm's output.
 """
 
 from __future__ import annotations
@@ -46,12 +55,14 @@ class TdBatchNorm2d(nn.Module):
         form: TdBNForm = NeuronSpec.form,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        saves_output: bool = False,
     ) -> None:
         super().__init__()
         if form not in ("scale", "init"):
             raise ValueError(f"tdBN form must be 'scale' or 'init', got {form!r}")
         self.bn = nn.BatchNorm2d(num_features, eps=eps, momentum=momentum)
         self.form = form
+        self.saves_output = saves_output
         self._copies: tuple[int, int] | None = None  # (copies, batch) while per_copy_statistics
         factor = float(alpha) * float(v_threshold)
         self.scale = factor if form == "scale" else 1.0
@@ -60,12 +71,13 @@ class TdBatchNorm2d(nn.Module):
 
     @classmethod
     def from_spec(
-        cls, num_features: int, spec: NeuronSpec, residual: bool = False
+        cls, num_features: int, spec: NeuronSpec, residual: bool = False,
+        saves_output: bool = False,
     ) -> TdBatchNorm2d:
         """tdBN with ``spec``'s form and threshold; alpha is ``spec.alpha_residual`` for a norm
         whose output meets another at a residual addition, else ``spec.alpha``."""
         alpha = spec.alpha_residual if residual else spec.alpha
-        return cls(num_features, alpha, spec.v_threshold, spec.form)
+        return cls(num_features, alpha, spec.v_threshold, spec.form, saves_output=saves_output)
 
     @contextlib.contextmanager
     def per_copy_statistics(self, copies: int, batch: int) -> Iterator[None]:
@@ -85,6 +97,9 @@ class TdBatchNorm2d(nn.Module):
         bn = self.bn
         if self._copies is not None:
             return _per_copy_batch_norm(bn, x, self.scale, *self._copies)
+        if type(bn) is nn.BatchNorm2d and self.saves_output and bn.affine:
+            weight = bn.weight * self.scale
+            return _batch_norm(bn, x, weight, _recoverable(bn, x, weight))
         if self.scale == 1.0:
             return bn(x)
         if type(bn) is nn.BatchNorm2d:
@@ -95,7 +110,7 @@ class TdBatchNorm2d(nn.Module):
         return torch.add(bn(x) * self.scale, bn.bias.view(shape), alpha=1.0 - self.scale)
 
     def extra_repr(self) -> str:
-        return f"form={self.form!r}, scale={self.scale:g}"
+        return f"form={self.form!r}, scale={self.scale:g}, saves_output={self.saves_output}"
 
 
 def _per_copy_batch_norm(
@@ -113,21 +128,83 @@ def _per_copy_batch_norm(
     return y.flatten(0, 2)
 
 
-def _batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, weight: torch.Tensor):
-    """``bn(x)`` with another affine weight; mirrors ``_BatchNorm.forward``'s bookkeeping."""
+# x_hat = (y - beta) / g is recovered to about this many float epsilons (relative).
+_RECOVERY_RANGE = 100.0
+
+
+def _recoverable(bn: nn.BatchNorm2d, x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether a normalisation of ``x`` may keep its output: in training with batch
+    statistics, with a gradient to take, and ``x_hat`` recoverable from the output in every
+    channel (``g != 0`` and ``|beta| <= 100 |g|``; one host synchronisation). Not under
+    autocast, nor for an input of another dtype than the weight."""
+    if not (bn.training and torch.is_grad_enabled() and x.dim() == 4):
+        return False
+    if torch.is_autocast_enabled(x.device.type) or x.dtype != weight.dtype:
+        return False
+    if not (x.requires_grad or weight.requires_grad or bn.bias.requires_grad):
+        return False
+    g, b = weight.detach().abs(), bn.bias.detach().abs()
+    return bool(((g > 0) & (b <= _RECOVERY_RANGE * g)).all())
+
+
+def _batch_norm(
+    bn: nn.modules.batchnorm._BatchNorm,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    saves_output: bool = False,
+):
+    """``bn(x)`` with another affine weight; mirrors ``_BatchNorm.forward``'s bookkeeping.
+    ``saves_output``: through :class:`_NormSavingOutput` (batch statistics only)."""
     use_batch_stats = bn.training or bn.running_mean is None
     momentum = bn.momentum if bn.momentum is not None else 0.0
     if bn.training and bn.track_running_stats:
         bn.num_batches_tracked.add_(1)
         if bn.momentum is None:
             momentum = 1.0 / float(bn.num_batches_tracked)
+    running_mean = bn.running_mean if not bn.training or bn.track_running_stats else None
+    running_var = bn.running_var if not bn.training or bn.track_running_stats else None
+    if saves_output:
+        return _NormSavingOutput.apply(
+            x, weight, bn.bias, running_mean, running_var, momentum, bn.eps
+        )
     return F.batch_norm(
-        x,
-        bn.running_mean if not bn.training or bn.track_running_stats else None,
-        bn.running_var if not bn.training or bn.track_running_stats else None,
-        weight,
-        bn.bias,
-        use_batch_stats,
-        momentum,
-        bn.eps,
+        x, running_mean, running_var, weight, bn.bias, use_batch_stats, momentum, bn.eps
     )
+
+
+class _NormSavingOutput(torch.autograd.Function):
+    """Eq. (4)-(5) with batch statistics, ``y = g * x_hat + beta``, keeping ``y`` (not ``x``).
+
+    The forward is the native batch norm (the same kernel and values as ``F.batch_norm``). With
+    ``M`` values per channel, ``invstd = 1 / sqrt(var + eps)``, ``s1 = sum(dL/dy)`` and
+    ``s2 = sum(dL/dy * x_hat) = (sum(dL/dy * y) - beta * s1) / g``, the backward is
+    ``dL/dbeta = s1``, ``dL/dg = s2`` and
+    ``dL/dx = g invstd (dL/dy - (s1 + x_hat s2) / M)``, an affine map of ``dL/dy`` and ``y``
+    per channel.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, x, weight, bias, running_mean, running_var, momentum: float, eps: float
+    ) -> torch.Tensor:
+        y, _, invstd = torch.native_batch_norm(
+            x, weight, bias, running_mean, running_var, True, momentum, eps
+        )
+        ctx.save_for_backward(y, weight, bias, invstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
+        y, g, b, invstd = ctx.saved_tensors
+        dims = [0, *range(2, y.dim())]
+        shape = (1, -1) + (1,) * (y.dim() - 2)
+        k = invstd / (y.numel() // y.shape[1])
+        s1 = grad_y.sum(dims)
+        s2 = ((grad_y * y).sum(dims) - b * s1) / g
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            # g invstd dL/dy - k s2 y + (k s2 beta - g k s1), per channel.
+            offset = (k * (s2 * b - g * s1)).view(shape)
+            grad_x = torch.addcmul(offset, grad_y, (g * invstd).view(shape))
+            grad_x.addcmul_(y, (-k * s2).view(shape))
+        return grad_x, s2, s1, None, None, None, None

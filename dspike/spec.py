@@ -1,7 +1,8 @@
 """The neuron and tdBN constants of a network: one typed, frozen spec whose defaults live here.
 
 :class:`NeuronSpec` (after Norse's ``LIFParameters``) holds the LIF constants of Eq. 1-2
-(params.yaml section ``neuron``: ``tau``, ``v_threshold``, ``detach_reset``, ``backend``) and
+(params.yaml section ``neuron``: ``tau``, ``v_threshold``, ``detach_reset``, ``backend``,
+``recompute``) and
 tdBN's of Eq. 4-5 (section ``tdbn``: ``alpha``, ``alpha_residual``, ``form``), under the same
 names, so :meth:`NeuronSpec.from_sections` loads both sections as they are. The model config
 (:class:`dspike.engine.ModelConfig`) carries it; :func:`dspike.models.build_model`,
@@ -53,6 +54,9 @@ class NeuronSpec:
     * ``compile_min_steps``: a training run of fewer optimiser steps runs ``compiled`` LIFs
       on the eager kernels (the same node) and builds no kernel: a build costs 10-30 s per
       pass and T, and at smoke scale the fused kernels save nothing (docs/performance.md).
+    * ``recompute``: how a network trains, not what it computes: each residual block keeps
+      only its input for backward and runs its forward again there (time for memory, for the
+      largest runs; :func:`dspike.models.base.recomputed`).
 
     ``tdbn`` section:
 
@@ -67,6 +71,7 @@ class NeuronSpec:
     detach_reset: bool = field(default=False, metadata=_in("neuron"))
     backend: LIFBackend = field(default="compiled", metadata=_in("neuron"))
     compile_min_steps: int = field(default=1000, metadata=_in("neuron"))
+    recompute: bool = field(default=False, metadata=_in("neuron"))
     alpha: float = field(default=1.0, metadata=_in("tdbn"))
     alpha_residual: float = field(default=math.sqrt(0.5), metadata=_in("tdbn"))  # 1/sqrt 2
     form: TdBNForm = field(default="scale", metadata=_in("tdbn"))
@@ -80,6 +85,8 @@ class NeuronSpec:
                               f"{self.detach_reset!r}")  # fmt: skip
         check_choice(key("backend"), self.backend, LIF_BACKENDS)
         check_at_least(key("compile_min_steps"), self.compile_min_steps, 0)
+        if not isinstance(self.recompute, bool):
+            raise ConfigError(key("recompute"), f"must be true or false, got {self.recompute!r}")
         check_number(key("alpha"), self.alpha, positive=True)
         check_number(key("alpha_residual"), self.alpha_residual, positive=True)
         check_choice(key("form"), self.form, TDBN_FORMS)

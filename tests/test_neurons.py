@@ -317,7 +317,7 @@ class _PartialRectangular(Rectangular):
 @pytest.mark.compile
 def test_a_formula_without_source_runs_the_eager_backward_after_the_fused_forward():
     """The forward kernel needs no formula and runs fused; the backward's cannot be keyed, so
-    it runs eagerly on the fused forward's ``[T, N]`` potentials: the results are eager's."""
+    it runs eagerly on the input the node keeps: the results are eager's."""
     sg = _PartialRectangular(width=0.8)
     before = compiled_fallbacks()
     outs = {}
@@ -368,7 +368,7 @@ def test_a_damaged_package_is_built_again(caplog):
     path.write_bytes(b"not a package")
     builds = _kernel_cache.builds
     with caplog.at_level(logging.WARNING, logger=_kernel_cache.__name__):
-        spikes, _ = _lif_fused.lif_forward(c, TAU, VTH)
+        spikes = _lif_fused.lif_forward(c, TAU, VTH)
     assert _kernel_cache.builds == builds + 1
     assert f"{path} is damaged" in caplog.text
     torch.testing.assert_close(spikes, lif_reference(c, TAU, VTH)[0], rtol=0, atol=0)
@@ -398,7 +398,7 @@ from dspike.neurons import lif_reference
 c = torch.randn(7, 3, 11, dtype=torch.float64) * 0.6 + 0.3
 print("ready", flush=True)
 start = time.perf_counter()
-spikes, _ = _lif_fused.lif_forward(c, {tau}, {vth})
+spikes = _lif_fused.lif_forward(c, {tau}, {vth})
 waited = time.perf_counter() - start
 print(_kernel_cache.builds, torch.equal(spikes, lif_reference(c, {tau}, {vth})[0]), waited)
 """

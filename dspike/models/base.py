@@ -4,7 +4,8 @@ Activations flow as ``[T*B, C, H, W]``: convolutions, BN and pooling run once on
 into the batch, and only the LIF recurrence loops over T. A static image ``[B, C, H, W]`` is
 the same at every step, so the first conv (+BN) runs once on B images and is broadcast over T;
 event frames ``[B, T, C, H, W]`` are folded as they come. The output is the mean over T of the
-last (non-spiking) layer, Eq. (3).
+last (non-spiking) layer, Eq. (3). In the SNN, autograd keeps the spikes it saves as bytes
+(:mod:`dspike.saved_spikes`).
 
 The same class builds the ANN (ReLU, plain BN, T=1) and the SNN (LIF, tdBN with alpha*V_th)
 with identical parameter names, so an ANN state_dict initialises the SNN and a T=6 SNN
@@ -13,19 +14,54 @@ initialises T=4 (Time Inheritance Training, Sec. 4.4) by ``load_state_dict`` alo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..neurons import LIF
 from ..norm import TdBatchNorm2d
+from ..saved_spikes import spikes_saved_as_bytes
 from ..spec import NeuronSpec
 from ..surrogate import Dspike, Surrogate
 
-__all__ = ["MODES", "SpikingNet"]
+__all__ = ["MODES", "SpikingNet", "recomputed"]
 
 MODES = ("snn", "ann")
+
+
+@contextlib.contextmanager
+def _leaves_no_trace(module: nn.Module) -> Iterator[None]:
+    """Undo, on exit, what a forward of ``module`` changes besides its output: its buffers
+    (BN running statistics and batch counts) and its LIFs' firing-rate counts."""
+    buffers = [(b, b.clone()) for b in module.buffers()]
+    lifs = [(m, m._spike_count, m.neuron_steps) for m in module.modules() if isinstance(m, LIF)]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, value in buffers:
+                b.copy_(value)
+        for m, count, steps in lifs:
+            m._spike_count, m.neuron_steps = count, steps
+
+
+def recomputed(
+    module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
+    """``forward(x)`` keeping nothing for backward but ``x``; the backward runs it again
+    (``torch.utils.checkpoint``), without a second update of ``module``'s running statistics
+    or firing-rate counts. The gradients are those of ``forward(x)``."""
+    if not torch.is_grad_enabled():
+        return forward(x)
+    return checkpoint(
+        forward,
+        x,
+        use_reentrant=False,
+        context_fn=lambda: (contextlib.nullcontext(), _leaves_no_trace(module)),
+    )
 
 
 class SpikingNet(nn.Module):
@@ -58,6 +94,9 @@ class SpikingNet(nn.Module):
         self.spec = spec or NeuronSpec()
         self.surrogate = surrogate or Dspike(v_threshold=self.spec.v_threshold)
         self.time_steps = 1 if mode == "ann" else int(time_steps)
+        # Whether autograd keeps the spikes it saves as bytes (dspike.saved_spikes); only the
+        # benchmark's comparison turns it off.
+        self.spikes_as_bytes = self.is_snn
 
     @property
     def is_snn(self) -> bool:
@@ -73,7 +112,8 @@ class SpikingNet(nn.Module):
         """tdBN in the SNN, plain BN (scale 1, same parameter names) in the ANN."""
         if not self.is_snn:
             return TdBatchNorm2d(channels, alpha=1.0, v_threshold=1.0)
-        return TdBatchNorm2d.from_spec(channels, self.spec, residual)
+        # The SNN's norms keep their output, which the LIF after them keeps too (dspike.norm).
+        return TdBatchNorm2d.from_spec(channels, self.spec, residual, saves_output=True)
 
     def set_time_steps(self, time_steps: int) -> None:
         """Change T in place (Time Inheritance Training); parameters are untouched."""
@@ -106,10 +146,11 @@ class SpikingNet(nn.Module):
         ``static``: ``c`` is ``[B, ...]`` and is broadcast over ``steps``; otherwise ``c`` is
         already ``[steps*B, ...]``.
         """
-        c = self.bn1(c)
-        if static and steps > 1:
-            c = c.unsqueeze(0).expand(steps, *c.shape).flatten(0, 1)
-        return self.body(c).unflatten(0, (steps, -1)).mean(0)
+        with spikes_saved_as_bytes() if self.spikes_as_bytes else contextlib.nullcontext():
+            c = self.bn1(c)
+            if static and steps > 1:
+                c = c.unsqueeze(0).expand(steps, *c.shape).flatten(0, 1)
+            return self.body(c).unflatten(0, (steps, -1)).mean(0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         folded, static = self.fold_input(x)

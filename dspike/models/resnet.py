@@ -9,7 +9,8 @@
   average-pool as the paper does for every SNN (Sec. 5).
 
 Residual blocks end ``act(tdBN(conv2(.)) + shortcut)``; the two BNs that meet at the addition
-use tdBN's ``alpha_residual``.
+use tdBN's ``alpha_residual``. With ``spec.recompute`` a block keeps only its input for backward
+and runs again there (:func:`~dspike.models.base.recomputed`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..neurons import LIF
 from ..spec import NeuronSpec
 from ..surrogate import Surrogate
-from .base import SpikingNet
+from .base import SpikingNet, recomputed
 
 __all__ = ["ResNet", "resnet18", "resnet19", "resnet34"]
 
@@ -51,9 +53,17 @@ class BasicBlock(nn.Module):
             layers += [net.norm(cout, residual=True)]
             self.shortcut = nn.Sequential(*layers)
         self.act2 = net.act()
+        self.recompute = net.spec.recompute
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recompute:
+            return recomputed(self, self._forward, x)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        if isinstance(self.act2, LIF):  # it keeps the two summands, not their sum
+            return self.act2(out, self.shortcut(x))
         return self.act2(out + self.shortcut(x))
 
 
