@@ -175,12 +175,12 @@ def _batch_norm(
 class _NormSavingOutput(torch.autograd.Function):
     """Eq. (4)-(5) with batch statistics, ``y = g * x_hat + beta``, keeping ``y`` (not ``x``).
 
-    The forward is the native batch norm (the same kernel and values as ``F.batch_norm``). With
-    ``M`` values per channel, ``invstd = 1 / sqrt(var + eps)``, ``s1 = sum(dL/dy)`` and
-    ``s2 = sum(dL/dy * x_hat) = (sum(dL/dy * y) - beta * s1) / g``, the backward is
-    ``dL/dbeta = s1``, ``dL/dg = s2`` and
-    ``dL/dx = g invstd (dL/dy - (s1 + x_hat s2) / M)``, an affine map of ``dL/dy`` and ``y``
-    per channel.
+    The forward is the native batch norm (the same kernel and values as ``F.batch_norm``). The
+    backward is the native one too, given ``y`` for the input with ``beta`` as its "mean" and
+    ``1 / g`` as its "invstd", so that the ``x_hat`` it forms is ``(y - beta) / g``; the weight
+    it is given, ``g^2 invstd``, makes its input gradient
+    ``g invstd (dL/dy - mean(dL/dy) - x_hat mean(dL/dy x_hat))``, and its weight and bias
+    gradients, ``sum(dL/dy x_hat)`` and ``sum(dL/dy)``, do not depend on either.
     """
 
     @staticmethod
@@ -191,20 +191,14 @@ class _NormSavingOutput(torch.autograd.Function):
             x, weight, bias, running_mean, running_var, True, momentum, eps
         )
         ctx.save_for_backward(y, weight, bias, invstd)
+        ctx.eps = eps
         return y
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
         y, g, b, invstd = ctx.saved_tensors
-        dims = [0, *range(2, y.dim())]
-        shape = (1, -1) + (1,) * (y.dim() - 2)
-        k = invstd / (y.numel() // y.shape[1])
-        s1 = grad_y.sum(dims)
-        s2 = ((grad_y * y).sum(dims) - b * s1) / g
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            # g invstd dL/dy - k s2 y + (k s2 beta - g k s1), per channel.
-            offset = (k * (s2 * b - g * s1)).view(shape)
-            grad_x = torch.addcmul(offset, grad_y, (g * invstd).view(shape))
-            grad_x.addcmul_(y, (-k * s2).view(shape))
-        return grad_x, s2, s1, None, None, None, None
+        grad_x, grad_g, grad_b = torch.ops.aten.native_batch_norm_backward(
+            grad_y, y, g * g * invstd, None, None, b, g.reciprocal(), True, ctx.eps,
+            [ctx.needs_input_grad[0], True, True],
+        )
+        return grad_x, grad_g, grad_b, None, None, None, None
