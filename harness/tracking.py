@@ -35,6 +35,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 import getpass
 import hashlib
 import json
+import tempfile
 import threading
 import time
 import warnings
@@ -288,9 +289,7 @@ class MLflowTracker:
             self._opener.join()
 
     def _open(self) -> None:
-        from mlflow import MlflowClient
-
-        self.client = self.client or MlflowClient(tracking_uri=self.uri)
+        self.client = self.client or open_client(self.uri)
         if self._created:
             return
         if self._run_id is not None and self._resumable(self._run_id):
@@ -409,6 +408,25 @@ class MLflowTracker:
             return self.client.get_run(run_id).info.lifecycle_stage == "active"
         except Exception:
             return False
+
+
+def open_client(uri: str) -> Any:
+    """An MLflow client of the store at ``uri``, the store created or migrated first. A sqlite
+    store is opened under a file lock (in the temporary directory, named by the store's path,
+    so that no workspace gets a new file): two stages that open a new store at once (two DVC
+    jobs, ``dvc queue start -j 2``) would otherwise both run MLflow's schema migration and
+    leave the file half-migrated (``table _alembic_tmp_experiments already exists``)."""
+    from filelock import FileLock
+    from mlflow import MlflowClient
+
+    if urlparse(uri).scheme != "sqlite":
+        return MlflowClient(tracking_uri=uri)
+    db = str(Path(uri.removeprefix("sqlite:///")).resolve())
+    name = hashlib.sha1(db.encode()).hexdigest()[:16]
+    with FileLock(str(Path(tempfile.gettempdir()) / f"dspike-mlflow-{name}.lock")):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # creates and migrates the store
+    return client
 
 
 def _send(client: Any, run_id: str, record: dict[str, Any]) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 from engine_support import one_thread, toy_config, toy_data
 
@@ -171,3 +175,22 @@ def test_under_dvc_the_store_and_pending_records_are_the_workspaces(tmp_path, mo
     assert not (copy / PENDING).exists()
     monkeypatch.delenv("DVC_ROOT")
     assert tracking_uri() == f"sqlite:///{copy / 'mlflow.db'}"  # outside DVC: the cwd
+
+
+def test_stages_opening_a_new_sqlite_store_at_once_leave_it_whole(tmp_path):
+    """Four processes open one new sqlite store at the same moment (what two DVC jobs starting
+    together do): each gets a working client and the store is fully migrated, where MLflow's
+    concurrent schema migration used to fail with ``_alembic_tmp_experiments``."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = ("import sys, time; from harness.tracking import open_client; "
+            "time.sleep(float(sys.argv[2]) - time.time()); "
+            "open_client(sys.argv[1]).create_experiment(sys.argv[3])")  # fmt: skip
+    start = time.time() + 8  # after every interpreter has imported MLflow
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri, repr(start), f"e{i}"],
+                              stderr=subprocess.PIPE, text=True) for i in range(4)]  # fmt: skip
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    from mlflow import MlflowClient
+
+    names = {e.name for e in MlflowClient(tracking_uri=uri).search_experiments()}
+    assert {"e0", "e1", "e2", "e3"} <= names
