@@ -360,6 +360,12 @@ class Params:
                           if getattr(stage, f.name) is not None)  # fmt: skip
         return RunSettings(stage=name, from_stage=given, **values)
 
+    def sample_caps(self, stage: str | None = None) -> tuple[int, int]:
+        """(``max_train_samples``, ``max_test_samples``) of ``stages.<stage>`` over ``train``
+        (``train``'s without a stage); 0 = the whole split."""
+        limits = self.stage(stage) if stage else self.train
+        return limits.max_train_samples, limits.max_test_samples
+
     def model_options(self, name: str) -> dict[str, Any]:
         """``models.<name>``: the network constructor's keyword options (none if absent)."""
         _note_read(self, f"models.{name}")

@@ -71,6 +71,5 @@ def build_datasets(
     sets = [
         build_dataset(dataset, root, train, download=download, **options) for train in (True, False)
     ]
-    limits = params.stage(stage) if stage else params.train
-    train = random_subset(sets[0], limits.max_train_samples)
-    return train, random_subset(sets[1], limits.max_test_samples)
+    max_train, max_test = params.sample_caps(stage)
+    return random_subset(sets[0], max_train), random_subset(sets[1], max_test)

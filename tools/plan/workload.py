@@ -114,8 +114,7 @@ def split_sizes(
         sizes = info.bundled_splits if source == "bundled" else info.splits
     if not capped:
         return sizes
-    limits = params.stage(stage) if stage else params.train
-    caps = (limits.max_train_samples, limits.max_test_samples)
+    caps = params.sample_caps(stage)
     return tuple(min(n, cap) if cap else n for n, cap in zip(sizes, caps, strict=True))  # type: ignore[return-value]
 
 
